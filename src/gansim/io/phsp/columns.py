@@ -1,0 +1,106 @@
+"""Column names of a phase space, following GATE's phase-space actor, with their units.
+
+Every reader returns, and every writer accepts, a *table*: a ``dict`` from column
+name to a 1-D NumPy array, all of the same length, in gansim units (mm, MeV, ns).
+Formats with their own field names (MCPL, IAEA) map them onto these names:
+
+=====================  ==================  ========================  ================
+GATE column            unit                MCPL field                IAEA field
+=====================  ==================  ========================  ================
+KineticEnergy          MeV                 ekin [MeV]                E [MeV]
+PrePosition_X/Y/Z      mm                  x, y, z [cm] (x10)        X, Y, Z [cm] (x10)
+PreDirection_X/Y/Z     1 (unit vector)     ux, uy, uz                U, V, W (W from sign)
+Weight                 1                   weight                    Weight
+GlobalTime             ns                  time [ms] (x1e6)          -
+PDGCode                -                   pdgcode                   type: 1 gamma (22),
+                                                                     2 e- (11), 3 e+ (-11),
+                                                                     4 n (2112), 5 p (2212)
+NewHistory             0/1                 -                         sign of E (1 = new)
+=====================  ==================  ========================  ================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["GATE_COLUMNS", "UNITS", "unit_of", "PDG_GAMMA", "PDG_ELECTRON", "PDG_POSITRON", "Table", "table_length", "validate_table"]
+
+Table = dict[str, np.ndarray]
+
+PDG_GAMMA = 22
+PDG_ELECTRON = 11
+PDG_POSITRON = -11
+
+#: Column name -> unit symbol (as in :mod:`gansim.units`); "" for dimensionless.
+UNITS: dict[str, str] = {
+    "KineticEnergy": "MeV",
+    "PrePosition_X": "mm",
+    "PrePosition_Y": "mm",
+    "PrePosition_Z": "mm",
+    "PostPosition_X": "mm",
+    "PostPosition_Y": "mm",
+    "PostPosition_Z": "mm",
+    "PreDirection_X": "",
+    "PreDirection_Y": "",
+    "PreDirection_Z": "",
+    "PostDirection_X": "",
+    "PostDirection_Y": "",
+    "PostDirection_Z": "",
+    "Weight": "",
+    "TimeFromBeginOfEvent": "ns",
+    "GlobalTime": "ns",
+    "LocalTime": "ns",
+    "EventID": "",
+    "TrackID": "",
+    "PDGCode": "",
+    "NewHistory": "",
+    "EventPosition_X": "mm",
+    "EventPosition_Y": "mm",
+    "EventPosition_Z": "mm",
+    "EventDirection_X": "",
+    "EventDirection_Y": "",
+    "EventDirection_Z": "",
+    "EventKineticEnergy": "MeV",
+}
+
+GATE_COLUMNS: tuple[str, ...] = tuple(UNITS)
+
+
+def unit_of(column: str) -> str:
+    """Unit symbol of a known column, ``"?"`` for a column gansim does not know."""
+    return UNITS.get(column, "?")
+
+
+def table_length(table: Table, *, source: str = "table") -> int:
+    """Number of rows; raises :class:`~gansim.errors.DataError` when columns differ in length or are not 1-D."""
+    from gansim.errors import DataError
+
+    n: int | None = None
+    for key, col in table.items():
+        col = np.asarray(col)
+        if col.ndim != 1:
+            raise DataError(f"{source}: column {key!r} has shape {col.shape}; expected a 1-D column")
+        if n is None:
+            n = len(col)
+        elif len(col) != n:
+            raise DataError(f"{source}: column {key!r} has {len(col)} rows; expected {n} like the other columns")
+    return 0 if n is None else n
+
+
+def validate_table(table: Table, *, source: str = "table", finite: bool = True) -> int:
+    """Check shapes (and, by default, that every float column is finite); return the row count."""
+    from gansim.errors import DataError
+
+    n = table_length(table, source=source)
+    if finite:
+        for key, col in table.items():
+            col = np.asarray(col)
+            if np.issubdtype(col.dtype, np.floating):
+                bad = ~np.isfinite(col)
+                if bad.any():
+                    first = int(np.flatnonzero(bad)[0])
+                    raise DataError(
+                        f"{source}: column {key!r} holds {int(bad.sum())} NaN/Inf value(s) (first at row {first}); "
+                        "expected finite numbers"
+                    )
+    return n
