@@ -4,19 +4,27 @@ Every reader returns, and every writer accepts, a *table*: a ``dict`` from colum
 name to a 1-D NumPy array, all of the same length, in gansim units (mm, MeV, ns).
 Formats with their own field names (MCPL, IAEA) map them onto these names:
 
-=====================  ==================  ========================  ================
-GATE column            unit                MCPL field                IAEA field
-=====================  ==================  ========================  ================
-KineticEnergy          MeV                 ekin [MeV]                E [MeV]
-PrePosition_X/Y/Z      mm                  x, y, z [cm] (x10)        X, Y, Z [cm] (x10)
-PreDirection_X/Y/Z     1 (unit vector)     ux, uy, uz                U, V, W (W from sign)
-Weight                 1                   weight                    Weight
-GlobalTime             ns                  time [ms] (x1e6)          -
-PDGCode                -                   pdgcode                   type: 1 gamma (22),
-                                                                     2 e- (11), 3 e+ (-11),
-                                                                     4 n (2112), 5 p (2212)
-NewHistory             0/1                 -                         sign of E (1 = new)
-=====================  ==================  ========================  ================
+=====================  ==================  ==========================  =========================
+GATE column            unit                MCPL field                  IAEA field
+=====================  ==================  ==========================  =========================
+KineticEnergy          MeV                 ekin [MeV]                  abs(E) [MeV]
+PrePosition_X/Y/Z      mm                  position [cm] (x10)         X, Y, Z [cm] (x10), each
+                                                                       stored or constant
+PreDirection_X/Y/Z     1 (unit vector)     direction (unit vector;     U, V stored; W computed
+                                           not normalised by MCPL:     from U, V, its sign in
+                                           non-unit is an error)       the sign of the type byte
+Weight                 1                   weight (or one universal    Weight (stored or
+                                           weight in the header)       constant, default 1)
+GlobalTime             ns                  time [ms] (x1e6)            -
+PDGCode                -                   pdgcode (int32, or one      type byte: 1 gamma (22),
+                                           universal code in the       2 e- (11), 3 e+ (-11),
+                                           header)                     4 n (2112), 5 p (2212)
+NewHistory             0/1                 -                           sign bit of E (1 = new)
+Polarisation_X/Y/Z     1                   polarisation (optional)     -
+UserFlags              -                   userflags (uint32,          -
+                                           optional)
+IAEA_*                 see iaea_format     -                           extra floats / longs
+=====================  ==================  ==========================  =========================
 """
 
 from __future__ import annotations

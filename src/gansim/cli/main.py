@@ -1,0 +1,294 @@
+"""``gansim VERB ...``: one command line for every family.
+
+Each verb only parses arguments, builds a config and calls the library; errors
+the user can fix (a missing key, a bad file, an existing output) are printed as
+one message, without a traceback, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from gansim.errors import GansimError
+
+app = typer.Typer(
+    name="gansim",
+    help="GANs that stand in for expensive simulation: train, generate, inspect, convert.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(err: BaseException) -> None:
+    console.print(f"[bold red]error:[/] {err}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set train.batch_size=4096`` -> nested dict; values parsed as JSON when they parse, else kept as strings."""
+    result: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise GansimError(f"--set {item!r}: expected KEY.PATH=VALUE")
+        path, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = result
+        parts = path.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return result
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def detect_family(data: Path) -> str:
+    """Family from the data: a phase-space table (ROOT, npy, npz, MCPL, IAEA) is ``phsp``."""
+    from gansim.io.phsp import detect_format
+
+    try:
+        detect_format(data)
+        return "phsp"
+    except GansimError:
+        pass
+    raise GansimError(f"{data}: cannot tell which family this data is for (phase-space files end in .root, .npy, .npz, .mcpl, .IAEAphsp); pass --family")
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="training data (phase space: .root, .npy, .npz, .mcpl, .IAEAphsp)")],
+    config: Annotated[Optional[Path], typer.Argument(help="JSON config (gansim's); omitted: defaults")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="run directory")] = Path("run"),
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in OUTPUT from its latest checkpoint")] = False,
+    force: Annotated[bool, typer.Option("--force", help="start over in a non-empty OUTPUT")] = False,
+    family: Annotated[Optional[str], typer.Option("--family", help="force the family (phsp)")] = None,
+    keys: Annotated[Optional[str], typer.Option("--keys", help="generated columns, comma separated")] = None,
+    cond_keys: Annotated[Optional[str], typer.Option("--cond-keys", help="condition columns, comma separated")] = None,
+    total_rows: Annotated[Optional[int], typer.Option("--total-rows", help="train until this many rows were seen")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda[:N], mps")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a config value: section.key=value (JSON value)")] = [],
+) -> None:
+    """Train a GAN on DATA; the model lands in OUTPUT/model."""
+    try:
+        from gansim.config import parse_config, read_config_file
+
+        fam = family or detect_family(data)
+        if fam != "phsp":
+            raise GansimError(f"--family {fam!r}: this gansim trains 'phsp' (phase-space) models")
+        from gansim.models.phsp_gan import PhaseSpaceGANConfig
+        from gansim.models.phsp_train import train_phase_space
+
+        if resume and (output / "config.json").is_file():
+            raw = read_config_file(output / "config.json")
+            if config is not None:
+                given = parse_config(PhaseSpaceGANConfig, read_config_file(config), source=str(config)).model_dump(mode="json")
+                if given != raw:
+                    raise GansimError(f"{config}: differs from the config of the run being resumed ({output / 'config.json'}); resume without CONFIG")
+        else:
+            raw = read_config_file(config) if config is not None else {}
+        overrides: dict[str, Any] = {}
+        if keys is not None:
+            overrides.setdefault("data", {})["keys"] = [k.strip() for k in keys.split(",") if k.strip()]
+        if cond_keys is not None:
+            overrides.setdefault("data", {})["cond_keys"] = [k.strip() for k in cond_keys.split(",") if k.strip()]
+        for name, value in (("total_rows", total_rows), ("batch_size", batch_size), ("device", device), ("seed", seed)):
+            if value is not None:
+                overrides.setdefault("train", {})[name] = value
+        if resume and set(overrides) - {"train"} or (resume and set(overrides.get("train", {})) - {"total_rows", "device"}):
+            raise GansimError("on --resume only --total-rows and --device may change; the rest comes from the run's config.json")
+        raw = _merge(_merge(raw, overrides), _parse_set(set_))
+        cfg = parse_config(PhaseSpaceGANConfig, raw, source=str(config) if config else "config")
+        if resume:
+            (output / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n") if _is_main_process() else None
+        model_dir = train_phase_space(data, cfg, output, resume=resume, force=force, log=lambda m: console.print(m, highlight=False))
+        if _is_main_process():
+            out.print(f"model written to {model_dir}")
+    except GansimError as err:
+        _fail(err)
+
+
+def _parse_conds(items: list[str]) -> dict[str, float]:
+    conds: dict[str, float] = {}
+    for item in items:
+        if "=" not in item:
+            raise GansimError(f"--cond {item!r}: expected KEY=VALUE (e.g. --cond EventKineticEnergy=0.1405)")
+        key, value = item.split("=", 1)
+        try:
+            conds[key.strip()] = float(value)
+        except ValueError:
+            raise GansimError(f"--cond {item!r}: {value!r} is not a number") from None
+    return conds
+
+
+@app.command()
+def generate(
+    model: Annotated[Path, typer.Argument(help="model directory (e.g. RUN/model)")],
+    n: Annotated[Optional[int], typer.Option("-n", "--n", help="number of particles (default: rows of --cond-file)")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="output phase-space file (.root, .npy, .npz, .mcpl, .IAEAphsp)")] = Path("generated.npy"),
+    cond: Annotated[list[str], typer.Option("--cond", help="condition KEY=VALUE (repeatable), the same for every particle")] = [],
+    cond_file: Annotated[Optional[Path], typer.Option("--cond-file", help="phase-space file whose columns named like the model's conditions give one condition row per particle")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="same seed, same particles (whatever the batch size)")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="particles per forward pass (bounds memory)")] = 100_000,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="overwrite OUTPUT")] = False,
+) -> None:
+    """Generate N particles from MODEL into OUTPUT, in bounded memory."""
+    try:
+        from gansim.sampling import generate_to_file
+
+        written = generate_to_file(model, output, n=n, cond=_parse_conds(cond), cond_file=cond_file, seed=seed, batch_size=batch_size, device=device, force=force)
+        if _is_main_process():
+            out.print(f"{written:,d} particles written to {output}")
+    except GansimError as err:
+        _fail(err)
+
+
+@app.command()
+def info(
+    model: Annotated[Path, typer.Argument(help="model directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the raw manifest as JSON")] = False,
+) -> None:
+    """Print a model's manifest."""
+    try:
+        from gansim.models.model_file import read_manifest
+
+        manifest = read_manifest(model)
+        if as_json:
+            print(json.dumps(manifest, indent=2))
+            return
+        _print_manifest(model, manifest)
+    except GansimError as err:
+        _fail(err)
+
+
+def _print_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    training = manifest.get("training", {})
+    data = training.get("data", {})
+    arch = manifest.get("architecture", {})
+    table = Table(title=f"{path}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("family", str(manifest.get("family")))
+    table.add_row("format", f"{manifest.get('format')} v{manifest.get('format_version')} (gansim {manifest.get('gansim_version')})")
+    table.add_row("keys", ", ".join(f"{k['name']} [{k['unit'] or '1'}]" for k in manifest.get("keys", [])))
+    table.add_row("conditions", ", ".join(f"{k['name']} [{k['unit'] or '1'}]" for k in manifest.get("cond_keys", [])) or "none")
+    if manifest.get("constants"):
+        table.add_row("constants", ", ".join(f"{k} = {v:g}" for k, v in manifest["constants"].items()))
+    latent = manifest.get("latent", {})
+    table.add_row("latent", f"{latent.get('dim')}-D {latent.get('distribution')}")
+    for name in ("generator", "discriminator"):
+        a = arch.get(name, {})
+        if a:
+            table.add_row(name, f"{a.get('kind')} {a.get('depth')}×{a.get('width')} {a.get('activation')}" + (" spectral-norm" if a.get("spectral_norm") else ""))
+    table.add_row("transforms", ", ".join(f"{s['kind']}({','.join(s['columns'])})" for s in manifest.get("transforms", {}).get("x", {}).get("steps", [])))
+    if data:
+        table.add_row("training data", f"{data.get('path')} ({data.get('format')}, {data.get('rows'):,} rows, sha256 {str(data.get('sha256'))[:16]}…)")
+        val = data.get("validation", {})
+        table.add_row("held out", f"{data.get('heldout_rows'):,} rows (fraction {val.get('fraction')}, seed {val.get('seed')})")
+    if training:
+        table.add_row("training", f"{training.get('rows_seen'):,} rows seen in {training.get('wall_time_s', 0):.0f} s on {training.get('device')} × {training.get('processes')}")
+    if manifest.get("metrics"):
+        table.add_row("metrics", json.dumps(manifest["metrics"])[:400])
+    out.print(table)
+
+
+@app.command()
+def convert(
+    src: Annotated[Path, typer.Argument(help="input phase space")],
+    dst: Annotated[Path, typer.Argument(help="output phase space (format from its suffix)")],
+    columns: Annotated[Optional[str], typer.Option("--columns", help="columns to keep, comma separated")] = None,
+    tree: Annotated[Optional[str], typer.Option("--tree", help="ROOT tree when the input holds several")] = None,
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="rows per chunk (bounds memory)")] = 1_000_000,
+    force: Annotated[bool, typer.Option("--force", help="overwrite DST")] = False,
+) -> None:
+    """Convert a phase space between ROOT, npy, npz, MCPL and IAEA, streaming in chunks."""
+    try:
+        from gansim.io.phsp import convert as convert_files
+
+        cols = [c.strip() for c in columns.split(",")] if columns else None
+        rows = convert_files(src, dst, columns=cols, chunk_rows=chunk_rows, force=force, src_options={"tree": tree} if tree else None)
+        out.print(f"{rows:,d} rows written to {dst}")
+    except GansimError as err:
+        _fail(err)
+
+
+@app.command("data")
+def data_cmd(
+    name: Annotated[str, typer.Argument(help="built-in data set (see `gansim data list`)")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="output file")] = None,
+    n: Annotated[int, typer.Option("-n", "--n", help="rows")] = 1_000_000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    force: Annotated[bool, typer.Option("--force")] = False,
+) -> None:
+    """Write a built-in data set (no download), e.g. `gansim data linac -o linac.npy`."""
+    try:
+        from gansim.data.builtin import BUILTIN_DATASETS
+        from gansim.io.phsp import write_table
+
+        if name == "list":
+            for key, (description, _) in BUILTIN_DATASETS.items():
+                out.print(f"{key:12s} {description}", highlight=False)
+            return
+        if name not in BUILTIN_DATASETS:
+            raise GansimError(f"unknown data set {name!r}; available: {', '.join(BUILTIN_DATASETS)}")
+        if output is None:
+            raise GansimError("-o/--output is required")
+        table = BUILTIN_DATASETS[name][1](n, seed)
+        write_table(output, table, force=force)
+        out.print(f"{n:,d} rows of {name!r} written to {output}")
+    except GansimError as err:
+        _fail(err)
+
+
+@app.command()
+def demo(
+    name: Annotated[str, typer.Argument(help="demo to run")] = "linac",
+    output: Annotated[Path, typer.Option("-o", "--output", help="demo directory")] = Path("demo-output"),
+    minutes: Annotated[float, typer.Option("--minutes", help="rough training budget on 2 CPU cores")] = 3.0,
+    force: Annotated[bool, typer.Option("--force", help="start over in a non-empty OUTPUT")] = False,
+) -> None:
+    """The main job on built-in data: make data, train, generate, print the headline distances."""
+    try:
+        from gansim.demo import run_demo
+
+        run_demo(name, output, minutes=minutes, force=force, log=lambda m: console.print(m, highlight=False), out=out)
+    except GansimError as err:
+        _fail(err)
+
+
+def main() -> None:
+    """Entry point of ``python -m gansim``."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

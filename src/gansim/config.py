@@ -1,0 +1,134 @@
+"""Typed configuration shared by every family: optimisers, learning-rate schedules, the run.
+
+Configs are pydantic models that forbid unknown keys. :func:`parse_config`
+turns pydantic's errors into one :class:`~gansim.errors.ConfigError` that lists
+every bad key with its path, the nearest valid names and the allowed values.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gansim.errors import ConfigError
+
+__all__ = ["StrictModel", "OptimizerSettings", "TrainingSettings", "parse_config", "read_config_file", "lr_factor"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class OptimizerSettings(StrictModel):
+    """Optimiser of one network. The schedule is a function of rows seen, so a resumed run follows it exactly."""
+
+    name: Literal["adam", "rmsprop", "sgd"] = "adam"
+    lr: float = Field(1e-4, gt=0, description="learning rate")
+    betas: tuple[float, float] = Field((0.5, 0.9), description="Adam betas")
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0, description="RMSprop/SGD momentum")
+    alpha: float = Field(0.99, gt=0, lt=1, description="RMSprop smoothing constant")
+    scheduler: Literal["none", "step", "exponential", "cosine"] = "none"
+    step_rows: int = Field(1_000_000, gt=0, description="step: multiply lr by gamma every step_rows rows; exponential: by gamma per step_rows")
+    gamma: float = Field(0.5, gt=0, le=1)
+    min_lr_factor: float = Field(0.0, ge=0, le=1, description="cosine: final lr as a fraction of lr")
+
+
+def lr_factor(settings: OptimizerSettings, rows_seen: int, total_rows: int) -> float:
+    """Learning-rate multiplier after ``rows_seen`` training rows."""
+    if settings.scheduler == "none":
+        return 1.0
+    if settings.scheduler == "step":
+        return settings.gamma ** (rows_seen // settings.step_rows)
+    if settings.scheduler == "exponential":
+        return settings.gamma ** (rows_seen / settings.step_rows)
+    progress = min(1.0, rows_seen / max(1, total_rows))
+    return settings.min_lr_factor + (1 - settings.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class TrainingSettings(StrictModel):
+    """How long and how a run goes. Progress is counted in training rows seen by the discriminator."""
+
+    total_rows: int = Field(2_000_000, gt=0, description="stop after this many real rows were seen")
+    batch_size: int = Field(1024, gt=0, description="rows per step per process")
+    seed: int = Field(0, ge=0)
+    device: str = "auto"
+    tick_rows: int = Field(100_000, gt=0, description="write stats every tick_rows rows")
+    checkpoint_rows: int = Field(1_000_000, gt=0, description="checkpoint every checkpoint_rows rows")
+    keep_checkpoints: int = Field(3, ge=0, description="0 keeps every checkpoint")
+    ema_decay: float | None = Field(0.999, ge=0, lt=1, description="EMA of the generator; null disables it")
+    ema_start_rows: int = Field(0, ge=0)
+    amp: bool = Field(False, description="bfloat16/float16 autocast on CUDA")
+    progress: bool = True
+    validation_fraction: float = Field(0.05, ge=0, lt=1, description="held-out rows, chosen by a seeded hash of the row index")
+    validation_seed: int = Field(12345, ge=0)
+    chunk_rows: int = Field(1_000_000, gt=0, description="rows read per chunk when streaming")
+    in_memory_max_rows: int = Field(50_000_000, gt=0, description="larger data sets are streamed from disk")
+
+
+def _nearest(name: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(name, allowed, n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Names of the fields of the sub-model at ``loc`` (for suggestions)."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return []
+        annotation = current.model_fields[part].annotation
+        current = annotation
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def parse_config(model: type[M], data: dict[str, Any], *, source: str = "config") -> M:
+    """Validate ``data`` into ``model``; every problem goes into one :class:`ConfigError`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            loc = tuple(e["loc"])
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            if e["type"] == "extra_forbidden":
+                allowed = _fields_at(model, loc[:-1])
+                lines.append(f"  unknown key {where!r}{_nearest(str(loc[-1]), allowed)}; valid keys here: {', '.join(allowed)}")
+            elif e["type"] == "literal_error":
+                lines.append(f"  {where}: {e['input']!r} is not allowed; expected {e['ctx']['expected']}")
+            else:
+                lines.append(f"  {where}: {e['msg']} (got {e.get('input')!r})")
+        raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines)) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON config file; keys starting with ``#`` are comments and dropped (as gaga-phsp allows)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object at the top level, got {type(data).__name__}")
+    return _drop_comments(data)
+
+
+def _drop_comments(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _drop_comments(v) for k, v in data.items() if not (isinstance(k, str) and k.startswith("#"))}
+    return data
+
+

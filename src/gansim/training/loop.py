@@ -1,0 +1,317 @@
+"""The one training loop every GAN family runs through.
+
+Per iteration, for each :class:`~gansim.training.objective.Phase` in order and
+each of its repeats: fetch a batch (if the phase needs one), enable gradients
+for the phase's network only, compute the objective's loss, step that
+network's optimiser, then let the objective post-process (e.g. clamp). After
+the iteration the EMA is updated. Every ``tick_rows`` rows the stats are
+averaged (one device synchronisation per tick, not per step), checked for
+NaN/Inf and written; every ``checkpoint_rows`` rows a checkpoint is saved.
+
+Progress is counted in real rows seen by the whole job (all processes), so
+schedules and checkpoints do not depend on the batch size or the number of GPUs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from gansim.config import OptimizerSettings, TrainingSettings, lr_factor
+from gansim.errors import ConfigError, TrainingDivergedError
+from gansim.training.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from gansim.training.distributed import DistributedContext
+from gansim.training.ema import EMA
+from gansim.training.objective import BatchSource, Objective
+from gansim.training.stats import StatsWriter
+
+__all__ = ["TrainingLoop", "TrainingResult", "build_optimizer"]
+
+
+def build_optimizer(settings: OptimizerSettings, params: Any) -> torch.optim.Optimizer:
+    """Adam, RMSprop or SGD from its settings."""
+    if settings.name == "adam":
+        return torch.optim.Adam(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
+    if settings.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=settings.lr, alpha=settings.alpha, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    if settings.name == "sgd":
+        return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    raise ConfigError(f"optimizer {settings.name!r} is not known; expected adam, rmsprop or sgd")
+
+
+@dataclass
+class TrainingResult:
+    """What a finished (or resumed-and-finished) run reports."""
+
+    rows_seen: int
+    iterations: int
+    wall_time_s: float
+    last_stats: dict[str, float] = field(default_factory=dict)
+    resumed_from: str | None = None
+
+
+class TrainingLoop:
+    """Trains an :class:`Objective` on a :class:`BatchSource`.
+
+    Args:
+        objective: the family's networks and losses (networks already on ``device``).
+        data: batches on ``device``; under DDP each process has its own shard.
+        settings: run length, batch, ticks, checkpoints, EMA, AMP.
+        optim: optimiser settings per network name of ``objective.networks``.
+        run_dir: where ``stats.jsonl`` and ``checkpoints/`` go.
+        device: the training device.
+        dist: the distributed context (world size 1 when not under torchrun).
+        extra_state: plain data stored in every checkpoint (e.g. the resolved config).
+        on_tick: called on the main process with each tick's stats record.
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        data: BatchSource,
+        settings: TrainingSettings,
+        optim: dict[str, OptimizerSettings],
+        run_dir: Path,
+        device: torch.device,
+        dist: DistributedContext | None = None,
+        extra_state: dict[str, Any] | None = None,
+        on_tick: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.objective = objective
+        self.data = data
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self.dist = dist or DistributedContext()
+        self.extra_state = extra_state or {}
+        self.on_tick = on_tick
+        missing = [name for name in objective.networks if name not in optim]
+        if missing:
+            raise ConfigError(f"no optimiser settings for network(s) {missing}; expected keys {list(objective.networks)}")
+        self.optim_settings = optim
+        self.optimizers = {name: build_optimizer(optim[name], net.parameters()) for name, net in objective.networks.items()}
+        self.base_lrs = {name: [g["lr"] for g in opt.param_groups] for name, opt in self.optimizers.items()}
+        self.wrapped: dict[str, nn.Module] = {}
+        for name, net in objective.networks.items():
+            if self.dist.enabled and any(p.requires_grad for p in net.parameters()):
+                ids = [device.index] if device.type == "cuda" else None
+                self.wrapped[name] = DistributedDataParallel(net, device_ids=ids)
+            else:
+                self.wrapped[name] = net
+        self.ema: EMA | None = None
+        if objective.ema_network is not None and settings.ema_decay is not None:
+            self.ema = EMA(objective.networks[objective.ema_network], settings.ema_decay, settings.ema_start_rows)
+        self.rows_seen = 0
+        self.iterations = 0
+        self._stat_sums: dict[str, torch.Tensor] = {}
+        self._stat_counts: dict[str, int] = {}
+        self._tick_start_time = time.perf_counter()
+        self._tick_start_rows = 0
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: networks, optimisers, EMA, data position, RNGs, counters."""
+        state: dict[str, Any] = {
+            "rows_seen": self.rows_seen,
+            "iterations": self.iterations,
+            "networks": {name: net.state_dict() for name, net in self.objective.networks.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "data": self.data.state_dict(),
+            "objective_rng": self.objective.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "world_size": self.dist.world_size,
+            "extra": self.extra_state,
+        }
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("world_size", 1) != self.dist.world_size:
+            raise ConfigError(
+                f"checkpoint was written by a job of {state.get('world_size')} process(es); resume it with the same number "
+                f"(this job has {self.dist.world_size}) so the data order and the curve stay the same"
+            )
+        self.rows_seen = int(state["rows_seen"])
+        self.iterations = int(state["iterations"])
+        for name, net in self.objective.networks.items():
+            net.load_state_dict(state["networks"][name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.data.load_state_dict(state["data"])
+        self.objective.generator.set_state(state["objective_rng"])
+        torch.set_rng_state(state["torch_rng"])
+
+    # ------------------------------------------------------------------ run
+    def run(self, *, resume: bool = False) -> TrainingResult:
+        """Train until ``settings.total_rows`` rows were seen; resume from the latest checkpoint if asked."""
+        resumed_from = None
+        if resume:
+            ckpt = latest_checkpoint(self.run_dir)
+            if ckpt is None:
+                raise ConfigError(f"{self.run_dir}: --resume given but the run has no checkpoint to resume from")
+            self.load_state_dict(load_checkpoint(ckpt))
+            resumed_from = str(ckpt)
+        stats = StatsWriter(self.run_dir, resume_rows=self.rows_seen if resume else None) if self.dist.is_main else None
+        start = time.perf_counter()
+        self._tick_start_time, self._tick_start_rows = start, self.rows_seen
+        last: dict[str, float] = {}
+        progress = _Progress(self.settings.total_rows, self.rows_seen, enabled=self.settings.progress and self.dist.is_main)
+        rows_per_batch = self.data.batch_size * self.dist.world_size
+        try:
+            with progress:
+                while self.rows_seen < self.settings.total_rows:
+                    before = self.rows_seen
+                    self._iteration(rows_per_batch)
+                    tick = _crossed(before, self.rows_seen, self.settings.tick_rows)
+                    ckpt = _crossed(before, self.rows_seen, self.settings.checkpoint_rows)
+                    done = self.rows_seen >= self.settings.total_rows
+                    if tick or ckpt or done:
+                        last = self._flush_stats(stats)
+                        progress.update(self.rows_seen, last)
+                    if (ckpt or done) and self.dist.is_main:
+                        save_checkpoint(self.run_dir, self.rows_seen, self.state_dict())
+                        prune_checkpoints(self.run_dir, self.settings.keep_checkpoints)
+                    if ckpt or done:
+                        self.dist.barrier()
+        finally:
+            if stats is not None:
+                stats.close()
+        return TrainingResult(self.rows_seen, self.iterations, time.perf_counter() - start, last, resumed_from)
+
+    def _iteration(self, rows_per_batch: int) -> None:
+        batch: Any = None
+        for phase in self.objective.phases:
+            net_name = phase.network
+            opt = self.optimizers[net_name]
+            self._apply_schedule(net_name, opt)
+            nets = {name: (self.wrapped[name] if name == net_name else self.objective.networks[name]) for name in self.objective.networks}
+            for name, net in self.objective.networks.items():
+                net.requires_grad_(name == net_name)
+            for _ in range(phase.repeats):
+                if phase.needs_batch or batch is None:
+                    batch = self.data.next_batch()
+                    self.rows_seen += rows_per_batch
+                opt.zero_grad(set_to_none=True)
+                with self._autocast():
+                    loss, extra = self.objective.loss(phase.name, batch, nets)
+                loss.backward()
+                opt.step()
+                self.objective.after_step(phase.name)
+                self._accumulate(f"loss/{phase.name}", loss)
+                for key, value in extra.items():
+                    self._accumulate(key, value)
+        for net in self.objective.networks.values():
+            net.requires_grad_(True)
+        self.iterations += 1
+        if self.ema is not None:
+            self.ema.update(self.objective.networks[self.objective.ema_network], self.rows_seen)  # type: ignore[index]
+
+    def _apply_schedule(self, name: str, opt: torch.optim.Optimizer) -> None:
+        factor = lr_factor(self.optim_settings[name], self.rows_seen, self.settings.total_rows)
+        for group, base in zip(opt.param_groups, self.base_lrs[name]):
+            group["lr"] = base * factor
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.settings.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _accumulate(self, key: str, value: torch.Tensor) -> None:
+        value = value.detach().float()
+        if key in self._stat_sums:
+            self._stat_sums[key] += value
+            self._stat_counts[key] += 1
+        else:
+            self._stat_sums[key] = value.clone()
+            self._stat_counts[key] = 1
+
+    def _flush_stats(self, writer: StatsWriter | None) -> dict[str, float]:
+        """Average the tick's scalars (one sync), stop on NaN/Inf, write the record."""
+        keys = sorted(self._stat_sums)
+        if not keys:
+            return {}
+        means = torch.stack([self._stat_sums[k] / self._stat_counts[k] for k in keys])
+        self.dist.all_reduce_mean_(means)
+        values = means.cpu().tolist()
+        now = time.perf_counter()
+        record: dict[str, Any] = {"rows_seen": self.rows_seen, "iterations": self.iterations}
+        record.update({k: float(v) for k, v in zip(keys, values)})
+        bad = [k for k, v in zip(keys, values) if not math.isfinite(v)]
+        if bad:
+            last = latest_checkpoint(self.run_dir)
+            raise TrainingDivergedError(
+                f"training diverged: {', '.join(bad)} became NaN/Inf between rows {self._tick_start_rows} and {self.rows_seen}. "
+                f"The last good checkpoint is kept ({last if last else 'none written yet'}); lower the learning rates, raise "
+                "the penalty weight or check the data, then resume with --resume or restart."
+            )
+        elapsed = max(now - self._tick_start_time, 1e-9)
+        record["rows_per_s"] = (self.rows_seen - self._tick_start_rows) / elapsed
+        for name, opt in self.optimizers.items():
+            record[f"lr/{name}"] = opt.param_groups[0]["lr"]
+        self._stat_sums.clear()
+        self._stat_counts.clear()
+        self._tick_start_time, self._tick_start_rows = now, self.rows_seen
+        if writer is not None:
+            writer.write(record)
+        if self.on_tick is not None and self.dist.is_main:
+            self.on_tick(record)
+        return {k: v for k, v in record.items() if isinstance(v, float)}
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    """True when a multiple of ``every`` lies in (before, after]."""
+    return after // every > before // every
+
+
+class _Progress:
+    """A rich progress bar on a terminal; a plain line per tick elsewhere (CI logs)."""
+
+    def __init__(self, total: int, start: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.start = start
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if not self.enabled:
+            return self
+        from rich.console import Console
+
+        self._console = Console(stderr=True)
+        if self._console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                console=self._console,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task("train", total=self.total, completed=self.start, info="")
+        return self
+
+    def update(self, rows: int, stats: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        info = "  ".join(f"{k.split('/')[-1] if k.startswith('loss/') else k}={v:.4g}" for k, v in stats.items() if k.startswith("loss/") or k == "rows_per_s")
+        if self._bar is not None:
+            self._bar.update(self._task, completed=min(rows, self.total), info=info)
+        else:
+            self._console.print(f"rows {rows:>12,d}/{self.total:,d}  {info}", highlight=False)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
