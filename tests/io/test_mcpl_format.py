@@ -82,12 +82,12 @@ def test_written_file_read_by_mcpl_package_in_mcpl_units(tmp_path: Path) -> None
     table = _table(257, seed=3)
     path = tmp_path / "units.mcpl"
     write_table(path, table, source_name="unit-test", comments=("a", "b"))
-    f = mcpl.MCPLFile(str(path))
-    assert f.nparticles == 257
-    assert f.sourcename == "unit-test"
-    assert list(f.comments) == ["a", "b"]
-    assert f.opt_polarisation and f.opt_userflags and f.opt_singleprec
-    block = next(iter(f.particle_blocks))
+    with mcpl.MCPLFile(str(path)) as f:
+        assert f.nparticles == 257
+        assert f.sourcename == "unit-test"
+        assert list(f.comments) == ["a", "b"]
+        assert f.opt_polarisation and f.opt_userflags and f.opt_singleprec
+        block = next(iter(f.particle_blocks))
     np.testing.assert_allclose(block.ekin, table["KineticEnergy"], rtol=1e-6)
     np.testing.assert_allclose(block.x, table["PrePosition_X"] / 10.0, rtol=1e-6)  # mm -> cm
     np.testing.assert_allclose(block.z, 100.0, rtol=1e-6)
@@ -213,8 +213,8 @@ def test_universal_pdgcode_weight_double_precision_and_gzip(tmp_path: Path) -> N
         writer.write({k: v[100:] for k, v in table.items()})
     assert path.read_bytes()[:2] == b"\x1f\x8b"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["neutrons.mcpl.gz"]
-    f = mcpl.MCPLFile(str(path))
-    assert f.opt_universalpdgcode == 2112 and f.opt_universalweight == 1.0 and not f.opt_singleprec
+    reader = McplReader(path)
+    assert reader.universal_pdgcode == 2112 and reader.universal_weight == 1.0 and reader.double_precision
     got = read_table(path)
     np.testing.assert_array_equal(got["PDGCode"], 2112)
     np.testing.assert_array_equal(got["Weight"], 1.0)

@@ -38,7 +38,14 @@ def temporary_sibling(path: Path, suffix: str = "") -> Path:
 
 
 def commit_file(tmp: Path, path: Path) -> None:
-    """Move a finished temporary file onto its target atomically (``os.replace``)."""
+    """Move a finished temporary file onto its target atomically (``os.replace``).
+
+    ``mkstemp`` creates files readable by their owner only; the published file
+    gets the usual permissions (0666 less the umask), as ``open()`` would give.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
 
 

@@ -237,6 +237,7 @@ class PhaseSpaceModel:
         self.manifest = manifest
         self.device = device
         self.keys = list(manifest.get("output_keys", keys + list(constants)))
+        self._block_cache: tuple[tuple[Any, ...], torch.Tensor] | None = None
 
     # --------------------------------------------------------------- loading
     @classmethod
@@ -318,8 +319,12 @@ class PhaseSpaceModel:
         while row < start + n:
             block, offset = divmod(row, LATENT_BLOCK_ROWS)
             take = min(LATENT_BLOCK_ROWS - offset, start + n - row)
-            z_block = sample_latent(offset + take, dim, dist, generator=_block_generator(seed, block, self.device), device=self.device, low=low, high=high)
-            parts.append(z_block[offset:])
+            # Always draw the whole block: torch's samplers do not give equal prefixes for different lengths.
+            key = (seed, block, dim, dist, low, high)
+            if self._block_cache is None or self._block_cache[0] != key:
+                z_block = sample_latent(LATENT_BLOCK_ROWS, dim, dist, generator=_block_generator(seed, block, self.device), device=self.device, low=low, high=high)
+                self._block_cache = (key, z_block)
+            parts.append(self._block_cache[1][offset : offset + take])
             row += take
         return torch.cat(parts) if len(parts) > 1 else parts[0]
 

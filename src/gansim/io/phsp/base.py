@@ -40,6 +40,8 @@ class PhaseSpaceReader(abc.ABC):
         self.path = Path(path)
         if not self.path.exists():
             raise DataError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise DataError(f"{self.path}: is a directory; expected a phase-space file")
 
     @property
     @abc.abstractmethod

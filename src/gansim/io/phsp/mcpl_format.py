@@ -43,6 +43,7 @@ import collections
 import contextlib
 import ctypes
 import ctypes.util
+import gzip
 import io
 import itertools
 import logging
@@ -283,6 +284,23 @@ def _import_mcpl() -> Any:
     return mcpl
 
 
+def _close_mcplfile(f: Any) -> None:
+    """Close an ``mcpl.MCPLFile`` including, for ``.gz`` input, the raw file under its GzipFile.
+
+    mcpl 2.2 wraps the raw file in ``gzip.GzipFile(fileobj=raw)`` and its close only
+    closes the GzipFile, leaking ``raw`` until garbage collection (a ResourceWarning).
+    """
+    raw = None
+    with contextlib.suppress(Exception):
+        for cell in f._fileclose.__closure__ or ():
+            if isinstance(cell.cell_contents, gzip.GzipFile):
+                raw = cell.cell_contents.fileobj
+    f.__exit__(None, None, None)  # the package's public way to close (no close() method)
+    if raw is not None:
+        with contextlib.suppress(Exception):
+            raw.close()
+
+
 #: Exceptions the mcpl package (and gzip/zlib under it) raise on damaged input.
 def _read_errors(mcpl: Any) -> tuple[type[BaseException], ...]:
     return (mcpl.MCPLError, OSError, EOFError, ValueError, zlib.error, IndexError, TypeError)
@@ -309,7 +327,7 @@ class McplReader(PhaseSpaceReader):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
         self._mcpl = _import_mcpl()
-        f = self._open(blocklength=1)
+        f = self._open(blocklength=1, warn=True)
         try:
             self._n_rows = int(f.nparticles)
             self.double_precision = not bool(f.opt_singleprec)
@@ -322,7 +340,7 @@ class McplReader(PhaseSpaceReader):
             header_size = int(f.headersize)
             particle_size = int(f.particlesize)
         finally:
-            f._fileclose()  # MCPLFile has no public close(); this is what its __exit__ calls
+            _close_mcplfile(f)
         self._check_size(header_size, particle_size)
         cols = [*_REQUIRED, "GlobalTime", "Weight", "PDGCode"]
         if self.has_polarisation:
@@ -331,8 +349,8 @@ class McplReader(PhaseSpaceReader):
             cols.append("UserFlags")
         self._columns = cols
 
-    def _open(self, blocklength: int) -> Any:
-        """Open with the mcpl package; its errors and stdout warnings become gansim's."""
+    def _open(self, blocklength: int, *, warn: bool = False) -> Any:
+        """Open with the mcpl package; its errors and (with ``warn``) its stdout warnings become gansim's."""
         captured = io.StringIO()
         try:
             # The package prints recovery warnings ("file not closed properly") to stdout.
@@ -341,7 +359,7 @@ class McplReader(PhaseSpaceReader):
         except _read_errors(self._mcpl) as exc:
             raise DataError(f"{self.path}: not a readable MCPL file ({type(exc).__name__}: {exc})") from exc
         for line in captured.getvalue().splitlines():
-            if line.strip():
+            if warn and line.strip():
                 warnings.warn(f"{self.path}: {line.strip()}", stacklevel=3)
         return f
 
@@ -383,7 +401,7 @@ class McplReader(PhaseSpaceReader):
                     raise DataError(f"{self.path}: corrupt or truncated MCPL particle data ({type(exc).__name__}: {exc})") from exc
                 yield self._convert(block, columns, ftype)
         finally:
-            f._fileclose()
+            _close_mcplfile(f)
 
     @staticmethod
     def _convert(block: Any, columns: list[str], ftype: type[np.floating[Any]]) -> Table:
@@ -460,7 +478,10 @@ class McplWriter(PhaseSpaceWriter):
 
     Speed: rows are converted in NumPy batches into an array laid out exactly
     like ``mcpl_particle_t``; the only per-row Python work is one
-    ``mcpl_add_particle`` call on a row address (about 0.8-0.9 million rows/s).
+    ``mcpl_add_particle`` call on a row address, driven by ``map`` (about 1.1
+    million rows/s single precision, 0.6 million double, 0.26 million gzipped, on
+    one core of a 2-core VM). ``mcpl_get_empty_particle`` is not used: filling
+    its struct field by field from Python costs ~10 ctypes accesses per row.
     """
 
     format_name = "mcpl"

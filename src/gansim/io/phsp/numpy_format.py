@@ -173,8 +173,12 @@ def _read_npy_header(fp: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
-    with open(path, "rb") as f:
-        return f.read(len(magic)) == magic
+    """Whether the file begins with ``magic``; unreadable paths (directories, no permission) are DataError."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc})") from exc
 
 
 # --------------------------------------------------------------------------- .npy
