@@ -65,8 +65,8 @@ class TrainingSettings(StrictModel):
     tick_rows: int = Field(100_000, gt=0, description="write stats every tick_rows rows")
     checkpoint_rows: int = Field(1_000_000, gt=0, description="checkpoint every checkpoint_rows rows")
     keep_checkpoints: int = Field(3, ge=0, description="0 keeps every checkpoint")
-    ema_decay: float | None = Field(0.999, ge=0, lt=1, description="EMA of the generator; null disables it")
-    ema_start_rows: int = Field(0, ge=0)
+    ema_halflife_rows: int | None = Field(200_000, gt=0, description="half-life of the generator's EMA in rows seen; null disables the EMA")
+    ema_rampup: float | None = Field(0.05, gt=0, description="early on the half-life is at most ema_rampup × rows seen; null: no ramp-up")
     amp: bool = Field(False, description="bfloat16/float16 autocast on CUDA")
     progress: bool = True
     validation_fraction: float = Field(0.05, ge=0, lt=1, description="held-out rows, chosen by a seeded hash of the row index")

@@ -25,7 +25,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "model": {"z_dim": 8, "g_width": 128, "g_depth": 2, "d_width": 128, "d_depth": 2, "activation": "leaky_relu"},
     "loss": {"adversarial": "wasserstein", "penalty": "two_sided", "penalty_weight": 10.0, "d_steps": 2, "g_steps": 1},
     "optim": {"G": {"lr": 5e-4, "betas": [0.5, 0.9], "scheduler": "cosine", "min_lr_factor": 0.1}, "D": {"lr": 5e-4, "betas": [0.5, 0.9], "scheduler": "cosine", "min_lr_factor": 0.1}},
-    "train": {"batch_size": 1024, "tick_rows": 500_000, "checkpoint_rows": 2_000_000, "ema_decay": 0.995, "seed": 0},
+    "train": {"batch_size": 1024, "tick_rows": 500_000, "checkpoint_rows": 2_000_000, "seed": 0},
 }
 DEMO_DATA_ROWS = 400_000
 DEMO_ROWS_PER_MINUTE = 1_500_000  # measured training throughput of DEMO_CONFIG on 2 CPU cores, rounded down

@@ -149,18 +149,19 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
-def _columns_arg(columns: Any, kind: str) -> tuple[str, ...]:
+def _columns_arg(columns: Any, who: str, name: str = "columns") -> tuple[str, ...]:
+    """Validate a list of column names (``who``/``name`` only word the error messages)."""
     if isinstance(columns, str) or not isinstance(columns, Sequence):
-        raise ConfigError(f"{kind} transform: 'columns' must be a list of column names; got {columns!r}")
+        raise ConfigError(f"{who}: {name!r} must be a list of column names; got {columns!r}")
     cols = tuple(columns)
     if not cols:
-        raise ConfigError(f"{kind} transform: 'columns' is empty; expected at least one column name")
+        raise ConfigError(f"{who}: {name!r} is empty; expected at least one column name")
     for c in cols:
         if not isinstance(c, str) or not c:
-            raise ConfigError(f"{kind} transform: column names must be non-empty strings; got {c!r}")
+            raise ConfigError(f"{who}: column names must be non-empty strings; got {c!r}")
     dup = sorted({c for c in cols if cols.count(c) > 1})
     if dup:
-        raise ConfigError(f"{kind} transform: column(s) {dup} listed more than once")
+        raise ConfigError(f"{who}: column(s) {dup} listed more than once in {name!r}")
     return cols
 
 
@@ -220,7 +221,7 @@ class ColumnTransform:
             TRANSFORM_KINDS[cls.kind] = cls
 
     def __init__(self, columns: Sequence[str]) -> None:
-        self.columns = _columns_arg(columns, self.kind or type(self).__name__)
+        self.columns = _columns_arg(columns, f"{self.kind or type(self).__name__} transform")
 
     # -- maths --------------------------------------------------------------
     def forward(self, x: Any) -> Any:
@@ -630,7 +631,7 @@ class TablePipeline:
     steps: list[ColumnTransform]
 
     def __init__(self, keys: Sequence[str], steps: Sequence[ColumnTransform]) -> None:
-        self.keys = _columns_arg(keys, "pipeline")
+        self.keys = _columns_arg(keys, "pipeline", "keys")
         self.steps = list(steps)
         for i, step in enumerate(self.steps):
             if not isinstance(step, ColumnTransform):
@@ -678,7 +679,7 @@ class TablePipeline:
         The inverse therefore renormalises directions, exponentiates energies, then
         clips, so generated rows always respect the bounds.
         """
-        keys_t = _columns_arg(keys, "pipeline")
+        keys_t = _columns_arg(keys, "pipeline", "keys")
         if log_columns == "auto":
             logs = [k for k in keys_t if is_energy_column(k)]
         elif log_columns is None:

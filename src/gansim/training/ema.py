@@ -11,24 +11,32 @@ __all__ = ["EMA"]
 
 
 class EMA:
-    """Keeps ``shadow = decay * shadow + (1 - decay) * current`` after each update.
+    """Keeps ``shadow = beta * shadow + (1 - beta) * current`` after each update.
 
-    The shadow is a frozen deep copy of the module (same class, same buffers),
-    so it can be saved and sampled from like the module itself. Before
-    ``start_rows`` have been seen the shadow simply copies the weights, so early
-    random weights do not linger in the average.
+    The averaging window is a half-life in rows seen, as in stylegan2-ada:
+    ``beta = 0.5 ** (rows_per_update / halflife)`` with
+    ``halflife = min(halflife_rows, rampup * rows_seen)``, so early random
+    weights do not linger in the average of a short run, and the window does
+    not depend on the batch size. The shadow is a frozen deep copy of the
+    module, saved and sampled from like the module itself.
     """
 
-    def __init__(self, module: nn.Module, decay: float, start_rows: int = 0) -> None:
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
-        self.decay = decay
-        self.start_rows = start_rows
+    def __init__(self, module: nn.Module, halflife_rows: int, rampup: float | None = 0.05) -> None:
+        if halflife_rows <= 0:
+            raise ValueError(f"EMA half-life must be > 0 rows, got {halflife_rows}")
+        self.halflife_rows = halflife_rows
+        self.rampup = rampup
         self.shadow = copy.deepcopy(module).eval().requires_grad_(False)
 
+    def beta(self, rows_seen: int, rows_per_update: int) -> float:
+        halflife = float(self.halflife_rows)
+        if self.rampup is not None:
+            halflife = min(halflife, self.rampup * rows_seen)
+        return 0.5 ** (rows_per_update / max(halflife, 1e-8))
+
     @torch.no_grad()
-    def update(self, module: nn.Module, rows_seen: int) -> None:
-        decay = self.decay if rows_seen >= self.start_rows else 0.0
+    def update(self, module: nn.Module, rows_seen: int, rows_per_update: int) -> None:
+        decay = self.beta(rows_seen, rows_per_update)
         for s, p in zip(self.shadow.parameters(), module.parameters()):
             s.lerp_(p.detach(), 1.0 - decay)
         for s, b in zip(self.shadow.buffers(), module.buffers()):

@@ -110,8 +110,8 @@ class TrainingLoop:
             else:
                 self.wrapped[name] = net
         self.ema: EMA | None = None
-        if objective.ema_network is not None and settings.ema_decay is not None:
-            self.ema = EMA(objective.networks[objective.ema_network], settings.ema_decay, settings.ema_start_rows)
+        if objective.ema_network is not None and settings.ema_halflife_rows is not None:
+            self.ema = EMA(objective.networks[objective.ema_network], settings.ema_halflife_rows, settings.ema_rampup)
         self.rows_seen = 0
         self.iterations = 0
         self._stat_sums: dict[str, torch.Tensor] = {}
@@ -193,6 +193,7 @@ class TrainingLoop:
 
     def _iteration(self, rows_per_batch: int) -> None:
         batch: Any = None
+        rows_before = self.rows_seen
         for phase in self.objective.phases:
             net_name = phase.network
             opt = self.optimizers[net_name]
@@ -217,7 +218,7 @@ class TrainingLoop:
             net.requires_grad_(True)
         self.iterations += 1
         if self.ema is not None:
-            self.ema.update(self.objective.networks[self.objective.ema_network], self.rows_seen)  # type: ignore[index]
+            self.ema.update(self.objective.networks[self.objective.ema_network], self.rows_seen, self.rows_seen - rows_before)  # type: ignore[index]
 
     def _apply_schedule(self, name: str, opt: torch.optim.Optimizer) -> None:
         factor = lr_factor(self.optim_settings[name], self.rows_seen, self.settings.total_rows)

@@ -478,9 +478,9 @@ class McplWriter(PhaseSpaceWriter):
 
     Speed: rows are converted in NumPy batches into an array laid out exactly
     like ``mcpl_particle_t``; the only per-row Python work is one
-    ``mcpl_add_particle`` call on a row address, driven by ``map`` (about 1.1
-    million rows/s single precision, 0.6 million double, 0.26 million gzipped, on
-    one core of a 2-core VM). ``mcpl_get_empty_particle`` is not used: filling
+    ``mcpl_add_particle`` call on a row address, driven by ``map``: 0.6-1.1
+    million rows/s (single or double precision) and about 0.25 million gzipped,
+    measured on 1e5 rows on a shared 2-core VM. ``mcpl_get_empty_particle`` is not used: filling
     its struct field by field from Python costs ~10 ctypes accesses per row.
     """
 
