@@ -22,10 +22,13 @@ __all__ = ["run_demo", "DEMO_CONFIG"]
 
 #: Settings of the linac demo: chosen to fit a few minutes on 2 CPU cores.
 DEMO_CONFIG: dict[str, Any] = {
-    "model": {"z_dim": 8, "g_width": 128, "g_depth": 2, "d_width": 128, "d_depth": 2, "activation": "leaky_relu"},
-    "loss": {"adversarial": "wasserstein", "penalty": "two_sided", "penalty_weight": 10.0, "d_steps": 2, "g_steps": 1},
-    "optim": {"G": {"lr": 5e-4, "betas": [0.5, 0.9], "scheduler": "cosine", "min_lr_factor": 0.1}, "D": {"lr": 5e-4, "betas": [0.5, 0.9], "scheduler": "cosine", "min_lr_factor": 0.1}},
-    "train": {"batch_size": 1024, "tick_rows": 500_000, "checkpoint_rows": 2_000_000, "seed": 0},
+    "model": {"z_dim": 8, "g_width": 128, "g_depth": 3, "d_width": 128, "d_depth": 3, "activation": "leaky_relu"},
+    "loss": {"adversarial": "non_saturating", "penalty": "r1", "penalty_weight": 1.0, "d_steps": 1, "g_steps": 1},
+    "optim": {
+        "G": {"lr": 1e-3, "betas": [0.5, 0.99], "scheduler": "cosine", "min_lr_factor": 0.05},
+        "D": {"lr": 1e-3, "betas": [0.5, 0.99], "scheduler": "cosine", "min_lr_factor": 0.05},
+    },
+    "train": {"batch_size": 512, "tick_rows": 250_000, "checkpoint_rows": 1_000_000, "seed": 0},
 }
 DEMO_DATA_ROWS = 400_000
 DEMO_ROWS_PER_MINUTE = 1_500_000  # measured training throughput of DEMO_CONFIG on 2 CPU cores, rounded down
