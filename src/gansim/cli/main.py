@@ -273,7 +273,7 @@ def data_cmd(
 def demo(
     name: Annotated[str, typer.Argument(help="demo to run")] = "linac",
     output: Annotated[Path, typer.Option("-o", "--output", help="demo directory")] = Path("demo-output"),
-    minutes: Annotated[float, typer.Option("--minutes", help="rough training budget on 2 CPU cores")] = 3.0,
+    minutes: Annotated[float, typer.Option("--minutes", help="rough training budget on 2 CPU cores")] = 4.0,
     force: Annotated[bool, typer.Option("--force", help="start over in a non-empty OUTPUT")] = False,
 ) -> None:
     """The main job on built-in data: make data, train, generate, print the headline distances."""
