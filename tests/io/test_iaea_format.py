@@ -281,3 +281,19 @@ def test_exception_inside_with_leaves_no_files(tmp_path: Path) -> None:
             writer.write(_table(30))
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_base_name_is_detected_as_iaea(tmp_path):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from gansim.io.phsp import detect_format, read_table, write_table
+
+    table = {
+        "KineticEnergy": np.array([1.0, 2.0], dtype=np.float32),
+        "PrePosition_X": np.zeros(2, np.float32), "PrePosition_Y": np.zeros(2, np.float32), "PrePosition_Z": np.zeros(2, np.float32),
+        "PreDirection_X": np.zeros(2, np.float32), "PreDirection_Y": np.zeros(2, np.float32), "PreDirection_Z": np.ones(2, np.float32),
+        "PDGCode": np.array([22, 11], dtype=np.int32),
+    }
+    write_table(tmp_path / "beam.IAEAphsp", table)
+    assert detect_format(tmp_path / "beam") == "iaea"
+    np.testing.assert_allclose(read_table(tmp_path / "beam")["KineticEnergy"], [1.0, 2.0])

@@ -15,7 +15,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from gansim.config import parse_config
 from gansim.models import load_model

@@ -74,6 +74,9 @@ def detect_format(path: str | Path, format: str | None = None) -> str:
     for suffix in sorted(_SUFFIXES, key=len, reverse=True):
         if name.endswith(suffix):
             return _SUFFIXES[suffix]
+    # an IAEA phase space is often named by its base name (``linac`` for linac.IAEAheader + linac.IAEAphsp)
+    if Path(f"{path}.IAEAheader").exists() or Path(f"{path}.IAEAphsp").exists():
+        return "iaea"
     raise DataError(
         f"{path}: cannot tell the phase-space format from the file name; expected a name ending in "
         f"{', '.join(sorted(_SUFFIXES))} (or pass format=...)"
