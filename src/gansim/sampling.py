@@ -92,7 +92,10 @@ def generate_to_file(
         raise DataError(f"-n must be >= 0, got {n}")
     dist = init_distributed(device)
     try:
-        model = load_model(model_path, device=device if not dist.enabled or device != "auto" else "auto")
+        from gansim.training.device import resolve_device
+
+        # under torchrun each process takes the GPU of its local rank
+        model = load_model(model_path, device=resolve_device(device, local_rank=dist.local_rank if dist.enabled else None))
         if cond_path is not None:
             overlap = sorted(set(cond) & set(model.cond_keys))
             if overlap:
