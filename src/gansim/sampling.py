@@ -23,30 +23,31 @@ from gansim.io.phsp import detect_format, open_reader, open_writer
 __all__ = ["generate_to_file"]
 
 
-def _cond_chunks(cond_file: Path, cond_keys: list[str], start: int, n: int, chunk_rows: int) -> Iterator[dict[str, np.ndarray]]:
-    """Rows ``start .. start+n-1`` of the condition file, in chunks, by condition name."""
+def _cond_chunks(cond_file: Path, file_keys: list[str], start: int, n: int, chunk_rows: int) -> Iterator[dict[str, np.ndarray]]:
+    """Rows ``start .. start+n-1`` of the condition file's ``file_keys`` columns, in chunks; NaN/Inf refused with file and row."""
+    from gansim.io.phsp.columns import validate_table
+
     with open_reader(cond_file) as reader:
-        missing = [k for k in cond_keys if k not in reader.columns]
-        if missing:
-            raise DataError(f"{cond_file}: no condition column {missing}; the model needs {cond_keys}, the file has {', '.join(reader.columns)}")
         row = 0
-        for chunk in reader.iter_chunks(chunk_rows, cond_keys):
+        for chunk in reader.iter_chunks(chunk_rows, file_keys):
             m = len(next(iter(chunk.values())))
             lo, hi = max(start, row), min(start + n, row + m)
             if lo < hi:
-                yield {k: v[lo - row : hi - row] for k, v in chunk.items()}
+                part = {k: v[lo - row : hi - row] for k, v in chunk.items()}
+                validate_table(part, source=f"{cond_file} (condition rows {lo} to {hi - 1})")
+                yield part
             row += m
             if row >= start + n:
                 return
 
 
-def _generate_rows(model: Any, writer: Any, start: int, n: int, cond: Mapping[str, float], cond_file: Path | None, seed: int, batch_size: int) -> int:
+def _generate_rows(model: Any, writer: Any, start: int, n: int, cond: Mapping[str, float], cond_file: Path | None, file_keys: list[str], seed: int, batch_size: int) -> int:
     if cond_file is None:
         for table in model.iter_samples(n, cond=dict(cond) or None, seed=seed, batch_size=batch_size, start=start):
             writer.write(table)
         return n
     written = 0
-    for chunk in _cond_chunks(cond_file, model.cond_keys, start, n, batch_size):
+    for chunk in _cond_chunks(cond_file, file_keys, start, n, batch_size):
         m = len(next(iter(chunk.values())))
         merged = {**chunk, **{k: v for k, v in cond.items()}}
         for table in model.iter_samples(m, cond=merged, seed=seed, batch_size=batch_size, start=start + written):
@@ -66,8 +67,15 @@ def generate_to_file(
     batch_size: int = 100_000,
     device: str = "auto",
     force: bool = False,
+    writer_options: Mapping[str, Any] | None = None,
 ) -> int:
-    """Generate particles from a model directory into ``output``; return the number of rows written."""
+    """Generate particles from a model directory into ``output``; return the number of rows written.
+
+    Conditions come from ``cond`` (one value each, by name), from the columns of
+    ``cond_file`` named like the model's conditions (one row per particle), or
+    from both (each condition from exactly one of them).
+    """
+    writer_options = dict(writer_options or {})
     from gansim.models import load_model
     from gansim.training.distributed import init_distributed
 
@@ -96,23 +104,32 @@ def generate_to_file(
 
         # under torchrun each process takes the GPU of its local rank
         model = load_model(model_path, device=resolve_device(device, local_rank=dist.local_rank if dist.enabled else None))
+        file_keys: list[str] = []
         if cond_path is not None:
-            overlap = sorted(set(cond) & set(model.cond_keys))
+            with open_reader(cond_path) as reader:
+                columns = reader.columns
+            file_keys = [k for k in model.cond_keys if k in columns]
+            overlap = sorted(set(cond) & set(file_keys))
             if overlap:
-                raise DataError(f"condition(s) {overlap} given both with --cond and in {cond_path}")
+                raise DataError(f"condition(s) {overlap} given both with --cond and in {cond_path}; give each condition once")
+            missing = [k for k in model.cond_keys if k not in file_keys and k not in cond]
+            if missing:
+                raise DataError(f"{cond_path}: no column for condition(s) {missing} and no --cond for them; the model needs {model.cond_keys}, the file has {', '.join(columns)}")
+            if not file_keys:
+                raise DataError(f"{cond_path}: holds none of the model's conditions {model.cond_keys}")
         if not dist.enabled:
-            with open_writer(output, columns=model.keys, force=force) as writer:
-                return _generate_rows(model, writer, 0, n, cond, cond_path, seed, batch_size)
+            with open_writer(output, columns=model.keys, force=force, **writer_options) as writer:
+                return _generate_rows(model, writer, 0, n, cond, cond_path, file_keys, seed, batch_size)
         # Each process writes its contiguous share; process 0 joins the parts in rank order.
         share = [n * r // dist.world_size for r in range(dist.world_size + 1)]
         part = output.with_name(f".{output.name}.part{dist.rank}{_suffix(output)}")
-        with open_writer(part, columns=model.keys, force=True) as writer:
-            _generate_rows(model, writer, share[dist.rank], share[dist.rank + 1] - share[dist.rank], cond, cond_path, seed, batch_size)
+        with open_writer(part, columns=model.keys, force=True, **writer_options) as writer:
+            _generate_rows(model, writer, share[dist.rank], share[dist.rank + 1] - share[dist.rank], cond, cond_path, file_keys, seed, batch_size)
         dist.barrier()
         if dist.is_main:
             parts = [output.with_name(f".{output.name}.part{r}{_suffix(output)}") for r in range(dist.world_size)]
             check_writable(output, force)
-            with open_writer(output, columns=model.keys, force=force) as writer:
+            with open_writer(output, columns=model.keys, force=force, **writer_options) as writer:
                 for p in parts:
                     with open_reader(p) as reader:
                         for chunk in reader.iter_chunks(batch_size, model.keys):

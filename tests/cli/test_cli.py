@@ -159,3 +159,118 @@ def test_conditional_generation_with_cond_file(tmp_path: Path) -> None:
     assert code == 0, output
     code, output = _run("generate", tmp_path / "r" / "model", "-n", 5, "-o", tmp_path / "g3.npy")
     assert code == 2 and "needs conditions ['C']" in output
+
+
+def test_force_removes_only_run_artefacts(gaussian_npy: Path, config_file: Path, tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    data = workdir / "data.npy"
+    data.write_bytes(gaussian_npy.read_bytes())
+    (workdir / "notes.txt").write_text("mine")
+    code, output = _run("train", data, config_file, "-o", workdir, "--force")
+    assert code == 2 and "did not write" in output and "notes.txt" in output
+    assert data.exists() and (workdir / "notes.txt").exists()
+    run = tmp_path / "run"
+    assert _run("train", gaussian_npy, config_file, "-o", run)[0] == 0
+    assert _run("train", gaussian_npy, config_file, "-o", run, "--force")[0] == 0
+    code, output = _run("train", gaussian_npy, config_file, "-o", config_file)
+    assert code == 2 and "not a directory" in output
+
+
+def test_resume_refuses_changed_settings_and_other_data(gaussian_npy: Path, config_file: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert _run("train", gaussian_npy, config_file, "-o", run)[0] == 0
+    before = (run / "config.json").read_text()
+    code, output = _run("train", gaussian_npy, "-o", run, "--resume", "--set", "model.g_width=64")
+    assert code == 2 and "model.g_width" in output and "cannot change" in output
+    assert (run / "config.json").read_text() == before
+    other = tmp_path / "other.npy"
+    arr = np.load(gaussian_npy)
+    arr["X"] += 1
+    np.save(other, arr)
+    code, output = _run("train", other, "-o", run, "--resume", "--total-rows", 4096)
+    assert code == 2 and "not the data this run was trained on" in output
+    code, output = _run("train", gaussian_npy, "-o", run, "--resume", "--total-rows", 4096, "--set", "optim.D.lr=0.0005")
+    assert code == 0, output
+    assert json.loads((run / "config.json").read_text())["optim"]["D"]["lr"] == 0.0005
+
+
+def test_generate_default_seed_is_random_and_printed(gaussian_npy: Path, config_file: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert _run("train", gaussian_npy, config_file, "-o", run)[0] == 0
+    code, out1 = _run("generate", run / "model", "-n", 100, "-o", tmp_path / "a.npy")
+    code2, out2 = _run("generate", run / "model", "-n", 100, "-o", tmp_path / "b.npy")
+    assert code == code2 == 0 and "--seed" in out1
+    assert not np.array_equal(read_table(tmp_path / "a.npy")["X"], read_table(tmp_path / "b.npy")["X"])
+    seed = out1.split("--seed ")[1].split()[0]
+    assert _run("generate", run / "model", "-n", 100, "-o", tmp_path / "c.npy", "--seed", seed)[0] == 0
+    np.testing.assert_array_equal(read_table(tmp_path / "a.npy")["X"], read_table(tmp_path / "c.npy")["X"])
+
+
+def test_particle_types(tmp_path: Path) -> None:
+    """Mixed PDG codes need a choice; the chosen type is kept in generated files (MCPL included)."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    arr = np.zeros(n, dtype=[("KineticEnergy", "<f4"), ("PrePosition_X", "<f4"), ("PDGCode", "<i4")])
+    arr["KineticEnergy"] = rng.uniform(0.1, 1, n)
+    arr["PrePosition_X"] = rng.normal(0, 1, n)
+    arr["PDGCode"] = np.where(rng.uniform(size=n) < 0.3, 11, 22)
+    data = tmp_path / "mixed.npz"
+    np.savez(data, **{k: arr[k] for k in arr.dtype.names})
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(tiny_config(train={"total_rows": 1024})))
+    code, output = _run("train", data, cfg, "-o", tmp_path / "r")
+    assert code == 2 and "mixes particle types" in output and "data.particle" in output
+    code, output = _run("train", data, cfg, "-o", tmp_path / "r", "--set", "data.particle=e-")
+    assert code == 0, output
+    code, output = _run("generate", tmp_path / "r" / "model", "-n", 200, "-o", tmp_path / "e.mcpl", "--seed", 1, "--drop-unknown")
+    assert code == 0, output
+    out = read_table(tmp_path / "e.mcpl")
+    assert np.all(out["PDGCode"] == 11)
+    assert np.all(out["KineticEnergy"] >= 0)
+
+
+def test_generated_energies_stay_physical(tmp_path: Path) -> None:
+    """Absorbed events (E = 0) in GATE data: generated energies are clipped into [0, training max]."""
+    rng = np.random.default_rng(2)
+    n = 4000
+    arr = np.zeros(n, dtype=[("KineticEnergy", "<f4"), ("PrePosition_X", "<f4")])
+    arr["KineticEnergy"] = np.where(rng.uniform(size=n) < 0.3, 0.0, rng.uniform(0.05, 0.14, n))
+    arr["PrePosition_X"] = rng.normal(0, 10, n)
+    np.save(tmp_path / "abs.npy", arr)
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(tiny_config(train={"total_rows": 1024})))
+    assert _run("train", tmp_path / "abs.npy", cfg, "-o", tmp_path / "r")[0] == 0
+    assert _run("generate", tmp_path / "r" / "model", "-n", 50000, "-o", tmp_path / "g.npy", "--seed", 3)[0] == 0
+    energy = read_table(tmp_path / "g.npy")["KineticEnergy"]
+    assert energy.min() >= 0.0 and energy.max() <= arr["KineticEnergy"].max()
+
+
+def test_cond_file_and_cond_together(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    arr = np.zeros(2000, dtype=[("A", "<f4"), ("C1", "<f4"), ("C2", "<f4")])
+    arr["C1"], arr["C2"] = rng.uniform(0, 1, 2000), rng.uniform(0, 1, 2000)
+    arr["A"] = arr["C1"] + arr["C2"]
+    np.save(tmp_path / "d.npy", arr)
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(tiny_config(data={"cond_keys": ["C1", "C2"]}, train={"total_rows": 1024})))
+    assert _run("train", tmp_path / "d.npy", cfg, "-o", tmp_path / "r")[0] == 0
+    conds = np.zeros(100, dtype=[("C1", "<f4")])
+    conds["C1"] = 0.5
+    conds["C1"][42] = np.nan
+    np.save(tmp_path / "c1.npy", conds)
+    code, output = _run("generate", tmp_path / "r" / "model", "-o", tmp_path / "g.npy", "--cond-file", tmp_path / "c1.npy", "--cond", "C2=0.25")
+    assert code == 2 and "c1.npy" in output and "row 42" in output
+    conds["C1"][42] = 0.5
+    np.save(tmp_path / "c1.npy", conds)
+    code, output = _run("generate", tmp_path / "r" / "model", "-o", tmp_path / "g.npy", "--cond-file", tmp_path / "c1.npy", "--cond", "C2=0.25")
+    assert code == 0, output
+    code, output = _run("generate", tmp_path / "r" / "model", "-o", tmp_path / "g2.npy", "--cond-file", tmp_path / "c1.npy")
+    assert code == 2 and "C2" in output
+
+
+def test_info_shows_units_and_escapes_markup(gaussian_npy: Path, config_file: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run[mm]"
+    assert _run("train", gaussian_npy, config_file, "-o", run)[0] == 0
+    code, output = _run("info", run / "model")
+    assert code == 0 and "run[mm]" in output.replace("\n", "")

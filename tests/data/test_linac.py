@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from gansim.data.builtin import BUILTIN_DATASETS, make_builtin
-from gansim.data.linac import COMPONENT_PRIMARY, COMPONENT_SCATTER, LINAC_COLUMNS, generate_linac_phsp
+from gansim.data.linac import (
+    COMPONENT_PRIMARY,
+    COMPONENT_SCATTER,
+    LINAC_COLUMNS,
+    LINAC_FLOAT_COLUMNS,
+    LINAC_PDG_CODE,
+    generate_linac_phsp,
+)
 from gansim.data.transforms import TablePipeline
 from gansim.errors import ConfigError
 
@@ -33,8 +40,12 @@ def inside_field(t: dict[str, np.ndarray]) -> np.ndarray:
 
 def test_columns_and_dtypes(table: dict[str, np.ndarray]) -> None:
     assert tuple(table) == LINAC_COLUMNS + ("Component",)
-    for k in LINAC_COLUMNS:
+    assert LINAC_COLUMNS == (*LINAC_FLOAT_COLUMNS, "PDGCode")
+    for k in LINAC_FLOAT_COLUMNS:
         assert table[k].dtype == np.float32 and table[k].shape == (N,)
+    # photons, and the table says so: files written from it know their particle type
+    assert table["PDGCode"].dtype == np.int32 and table["PDGCode"].shape == (N,)
+    assert (table["PDGCode"] == 22).all() and LINAC_PDG_CODE == 22
     assert set(np.unique(table["Component"])) == {COMPONENT_PRIMARY, COMPONENT_SCATTER}
     plain = generate_linac_phsp(10)
     assert tuple(plain) == LINAC_COLUMNS
@@ -147,12 +158,13 @@ def test_builtin_registry() -> None:
 
 def test_default_pipeline_roundtrip_on_linac() -> None:
     t = generate_linac_phsp(20_000, seed=5)
-    pipe = TablePipeline.default(list(LINAC_COLUMNS)).fit([t])
+    # the kinematics a GAN learns; PDGCode is a bookkeeping column that training leaves out
+    pipe = TablePipeline.default(list(LINAC_FLOAT_COLUMNS)).fit([t])
     x = pipe.forward(t)
     assert np.isfinite(x).all()
-    assert (x[:, LINAC_COLUMNS.index("PrePosition_Z")] == 0.0).all()
+    assert (x[:, LINAC_FLOAT_COLUMNS.index("PrePosition_Z")] == 0.0).all()
     back = pipe.inverse(x)
-    for k in LINAC_COLUMNS:
+    for k in LINAC_FLOAT_COLUMNS:
         np.testing.assert_allclose(back[k], t[k], rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(t[k]).max())))
 
 

@@ -320,7 +320,7 @@ def test_library_error_is_reported_not_silent(tmp_path: Path) -> None:
 import numpy as np
 from gansim.io.phsp.mcpl_format import McplWriter, load_libmcpl
 w = McplWriter({str(tmp_path / "fatal.mcpl")!r}, columns=["KineticEnergy", "PrePosition_X", "PrePosition_Y",
-    "PrePosition_Z", "PreDirection_X", "PreDirection_Y", "PreDirection_Z"])
+    "PrePosition_Z", "PreDirection_X", "PreDirection_Y", "PreDirection_Z"], particle="gamma")
 w._start(w.columns)
 load_libmcpl().mcpl_enable_universal_weight(w._handle, -1.0)  # invalid: the library calls its error handler
 print("not reached")

@@ -29,13 +29,16 @@ def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(model_dir / "weights.safetensors"))
 
 
+@pytest.mark.parametrize("stop", [4096, 5000], ids=["stop-on-tick", "stop-between-ticks"])
 @pytest.mark.parametrize("streamed", [False, True], ids=["in-memory", "streamed"])
-def test_resume_equals_uninterrupted(gaussian_npy: Path, tmp_path: Path, streamed: bool) -> None:
-    """Stopping at half way and resuming gives the same curve and the same final weights, bit for bit."""
+def test_resume_equals_uninterrupted(gaussian_npy: Path, tmp_path: Path, streamed: bool, stop: int) -> None:
+    """Stopping part way and resuming gives the same curve and the same final weights, bit for bit."""
     extra = {"in_memory_max_rows": 10, "chunk_rows": 1000} if streamed else {}
     full = _train(gaussian_npy, tmp_path / "full", train={"total_rows": 8192, **extra})
-    _train(gaussian_npy, tmp_path / "split", train={"total_rows": 4096, **extra})
+    _train(gaussian_npy, tmp_path / "split", train={"total_rows": stop, **extra})
     resumed = _train(gaussian_npy, tmp_path / "split", resume=True, train={"total_rows": 8192, **extra})
+    manifest = json.loads((resumed / "manifest.json").read_text())
+    assert manifest["training"]["resumed_from"].endswith(f"ckpt-{((stop + 511) // 512) * 512:012d}")
     a, b = read_stats(tmp_path / "full"), read_stats(tmp_path / "split")
     assert [r["rows_seen"] for r in a] == [r["rows_seen"] for r in b]
     for ra, rb in zip(a, b):

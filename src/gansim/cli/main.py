@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gansim.errors import GansimError
 
@@ -29,7 +30,7 @@ out = Console()
 
 
 def _fail(err: BaseException) -> None:
-    console.print(f"[bold red]error:[/] {err}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
     raise typer.Exit(code=2)
 
 
@@ -120,17 +121,37 @@ def train(
         for name, value in (("total_rows", total_rows), ("batch_size", batch_size), ("device", device), ("seed", seed)):
             if value is not None:
                 overrides.setdefault("train", {})[name] = value
-        if resume and set(overrides) - {"train"} or (resume and set(overrides.get("train", {})) - {"total_rows", "device"}):
-            raise GansimError("on --resume only --total-rows and --device may change; the rest comes from the run's config.json")
-        raw = _merge(_merge(raw, overrides), _parse_set(set_))
-        cfg = parse_config(PhaseSpaceGANConfig, raw, source=str(config) if config else "config")
+        new_raw = _merge(_merge(raw, overrides), _parse_set(set_))
+        cfg = parse_config(PhaseSpaceGANConfig, new_raw, source=str(config) if config else "config")
         if resume:
-            (output / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n") if _is_main_process() else None
-        model_dir = train_phase_space(data, cfg, output, resume=resume, force=force, log=lambda m: console.print(m, highlight=False))
+            before = parse_config(PhaseSpaceGANConfig, raw, source=str(output / "config.json")).model_dump(mode="json")
+            changed = sorted(p for p in _diff(before, cfg.model_dump(mode="json")) if p not in RESUME_MAY_CHANGE)
+            if changed:
+                raise GansimError(
+                    f"on --resume these settings cannot change: {', '.join(changed)} (the checkpoint holds networks and data "
+                    f"positions made with the old values); may change: {', '.join(sorted(RESUME_MAY_CHANGE))}"
+                )
+        model_dir = train_phase_space(data, cfg, output, resume=resume, force=force, log=lambda m: console.print(m, highlight=False, markup=False))
         if _is_main_process():
-            out.print(f"model written to {model_dir}")
+            out.print(f"model written to {model_dir}", highlight=False, markup=False)
     except GansimError as err:
         _fail(err)
+
+
+#: Settings that may change when a run is resumed (the rest would break the checkpoint or the data order).
+RESUME_MAY_CHANGE = frozenset(
+    {"train.total_rows", "train.device", "train.progress", "train.checkpoint_rows", "train.keep_checkpoints", "optim.G.lr", "optim.D.lr"}
+)
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted paths where two nested config dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            out += _diff(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
 
 
 def _parse_conds(items: list[str]) -> dict[str, float]:
@@ -153,18 +174,29 @@ def generate(
     output: Annotated[Path, typer.Option("-o", "--output", help="output phase-space file (.root, .npy, .npz, .mcpl, .IAEAphsp)")] = Path("generated.npy"),
     cond: Annotated[list[str], typer.Option("--cond", help="condition KEY=VALUE (repeatable), the same for every particle")] = [],
     cond_file: Annotated[Optional[Path], typer.Option("--cond-file", help="phase-space file whose columns named like the model's conditions give one condition row per particle")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="same seed, same particles (whatever the batch size)")] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="particles per forward pass (bounds memory)")] = 100_000,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="same seed, same particles (whatever the batch size); default: a fresh random seed, printed")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="particles per forward pass (bounds memory)")] = 100_000,
     device: Annotated[str, typer.Option("--device")] = "auto",
+    particle: Annotated[Optional[str], typer.Option("--particle", help="particle type for MCPL/IAEA output when the model has no PDGCode (gamma, e-, e+, neutron, proton or a PDG code)")] = None,
+    drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="leave out columns the output format cannot store (MCPL, IAEA)")] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite OUTPUT")] = False,
 ) -> None:
     """Generate N particles from MODEL into OUTPUT, in bounded memory."""
     try:
         from gansim.sampling import generate_to_file
 
-        written = generate_to_file(model, output, n=n, cond=_parse_conds(cond), cond_file=cond_file, seed=seed, batch_size=batch_size, device=device, force=force)
+        if seed is None:
+            import secrets
+
+            seed = secrets.randbits(31)
+            if _is_main_process():
+                console.print(f"seed: {seed} (pass --seed {seed} to generate the same particles again)", highlight=False, markup=False)
+        writer_options = {k: v for k, v in (("particle", particle), ("drop_unknown", drop_unknown or None)) if v is not None}
+        written = generate_to_file(
+            model, output, n=n, cond=_parse_conds(cond), cond_file=cond_file, seed=seed, batch_size=batch_size, device=device, force=force, writer_options=writer_options
+        )
         if _is_main_process():
-            out.print(f"{written:,d} particles written to {output}")
+            out.print(f"{written:,d} particles written to {output} (seed {seed})", highlight=False, markup=False)
     except GansimError as err:
         _fail(err)
 
@@ -189,34 +221,41 @@ def info(
 
 def _print_manifest(path: Path, manifest: dict[str, Any]) -> None:
     from rich.table import Table
+    from rich.text import Text
+
+    from gansim.io.phsp.columns import unit_of
 
     training = manifest.get("training", {})
     data = training.get("data", {})
     arch = manifest.get("architecture", {})
-    table = Table(title=f"{path}", show_header=False)
+    table = Table(title=Text(str(path)), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    table.add_row("family", str(manifest.get("family")))
-    table.add_row("format", f"{manifest.get('format')} v{manifest.get('format_version')} (gansim {manifest.get('gansim_version')})")
-    table.add_row("keys", ", ".join(f"{k['name']} [{k['unit'] or '1'}]" for k in manifest.get("keys", [])))
-    table.add_row("conditions", ", ".join(f"{k['name']} [{k['unit'] or '1'}]" for k in manifest.get("cond_keys", [])) or "none")
+
+    def add(field: str, value: str) -> None:
+        table.add_row(field, Text(value))  # Text: units like [mm] and paths are not read as markup
+
+    add("family", str(manifest.get("family")))
+    add("format", f"{manifest.get('format')} v{manifest.get('format_version')} (gansim {manifest.get('gansim_version')})")
+    add("keys", ", ".join(f"{k['name']} [{k['unit'] or '1'}]" for k in manifest.get("keys", [])))
+    add("conditions", ", ".join(f"{k['name']} [{k['unit'] or '1'}]" for k in manifest.get("cond_keys", [])) or "none")
     if manifest.get("constants"):
-        table.add_row("constants", ", ".join(f"{k} = {v:g}" for k, v in manifest["constants"].items()))
+        add("constants", ", ".join(f"{k} = {v:g} {unit_of(k)}".rstrip() for k, v in manifest["constants"].items()))
     latent = manifest.get("latent", {})
-    table.add_row("latent", f"{latent.get('dim')}-D {latent.get('distribution')}")
+    add("latent", f"{latent.get('dim')}-D {latent.get('distribution')}")
     for name in ("generator", "discriminator"):
         a = arch.get(name, {})
         if a:
-            table.add_row(name, f"{a.get('kind')} {a.get('depth')}×{a.get('width')} {a.get('activation')}" + (" spectral-norm" if a.get("spectral_norm") else ""))
-    table.add_row("transforms", ", ".join(f"{s['kind']}({','.join(s['columns'])})" for s in manifest.get("transforms", {}).get("x", {}).get("steps", [])))
+            add(name, f"{a.get('kind')} {a.get('depth')}×{a.get('width')} {a.get('activation')}" + (" spectral-norm" if a.get("spectral_norm") else ""))
+    add("transforms", ", ".join(f"{s['kind']}({','.join(s['columns'])})" for s in manifest.get("transforms", {}).get("x", {}).get("steps", [])))
     if data:
-        table.add_row("training data", f"{data.get('path')} ({data.get('format')}, {data.get('rows'):,} rows, sha256 {str(data.get('sha256'))[:16]}…)")
+        add("training data", f"{data.get('path')} ({data.get('format')}, {data.get('rows'):,} rows, sha256 {str(data.get('sha256'))[:16]}…)")
         val = data.get("validation", {})
-        table.add_row("held out", f"{data.get('heldout_rows'):,} rows (fraction {val.get('fraction')}, seed {val.get('seed')})")
+        add("held out", f"{data.get('heldout_rows'):,} rows (fraction {val.get('fraction')}, seed {val.get('seed')})")
     if training:
-        table.add_row("training", f"{training.get('rows_seen'):,} rows seen in {training.get('wall_time_s', 0):.0f} s on {training.get('device')} × {training.get('processes')}")
+        add("training", f"{training.get('rows_seen'):,} rows seen in {training.get('wall_time_s', 0):.0f} s on {training.get('device')} × {training.get('processes')}")
     if manifest.get("metrics"):
-        table.add_row("metrics", json.dumps(manifest["metrics"])[:400])
+        add("metrics", json.dumps(manifest["metrics"])[:400])
     out.print(table)
 
 
@@ -226,7 +265,9 @@ def convert(
     dst: Annotated[Path, typer.Argument(help="output phase space (format from its suffix)")],
     columns: Annotated[Optional[str], typer.Option("--columns", help="columns to keep, comma separated")] = None,
     tree: Annotated[Optional[str], typer.Option("--tree", help="ROOT tree when the input holds several")] = None,
-    chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="rows per chunk (bounds memory)")] = 1_000_000,
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="rows per chunk (bounds memory)")] = 1_000_000,
+    particle: Annotated[Optional[str], typer.Option("--particle", help="particle type for MCPL/IAEA output when IN has no PDGCode (gamma, e-, e+, neutron, proton or a PDG code)")] = None,
+    drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="leave out columns DST's format cannot store (e.g. GlobalTime in IAEA, NewHistory in MCPL)")] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite DST")] = False,
 ) -> None:
     """Convert a phase space between ROOT, npy, npz, MCPL and IAEA, streaming in chunks."""
@@ -234,17 +275,29 @@ def convert(
         from gansim.io.phsp import convert as convert_files
 
         cols = [c.strip() for c in columns.split(",")] if columns else None
-        rows = convert_files(src, dst, columns=cols, chunk_rows=chunk_rows, force=force, src_options={"tree": tree} if tree else None)
-        out.print(f"{rows:,d} rows written to {dst}")
+        rows = convert_files(
+            src, dst, columns=cols, chunk_rows=chunk_rows, force=force, src_options={"tree": tree} if tree else None, particle=_particle_arg(particle), drop_unknown=drop_unknown
+        )
+        out.print(f"{rows:,d} rows written to {dst}", highlight=False, markup=False)
     except GansimError as err:
         _fail(err)
+
+
+def _particle_arg(value: str | None) -> str | int | None:
+    """``--particle 22`` is a PDG code, ``--particle gamma`` a name."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 @app.command("data")
 def data_cmd(
     name: Annotated[str, typer.Argument(help="built-in data set (see `gansim data list`)")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="output file")] = None,
-    n: Annotated[int, typer.Option("-n", "--n", help="rows")] = 1_000_000,
+    n: Annotated[int, typer.Option("-n", "--n", min=1, help="rows")] = 1_000_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     force: Annotated[bool, typer.Option("--force")] = False,
 ) -> None:
@@ -255,7 +308,7 @@ def data_cmd(
 
         if name == "list":
             for key, (description, _) in BUILTIN_DATASETS.items():
-                out.print(f"{key:12s} {description}", highlight=False)
+                out.print(f"{key:12s} {description}", highlight=False, markup=False)
             return
         if name not in BUILTIN_DATASETS:
             raise GansimError(f"unknown data set {name!r}; available: {', '.join(BUILTIN_DATASETS)}")
@@ -263,7 +316,7 @@ def data_cmd(
             raise GansimError("-o/--output is required")
         table = BUILTIN_DATASETS[name][1](n, seed)
         write_table(output, table, force=force)
-        out.print(f"{n:,d} rows of {name!r} written to {output}")
+        out.print(f"{n:,d} rows of {name!r} written to {output}", highlight=False, markup=False)
     except GansimError as err:
         _fail(err)
 
@@ -279,7 +332,7 @@ def demo(
     try:
         from gansim.demo import run_demo
 
-        run_demo(name, output, minutes=minutes, force=force, log=lambda m: console.print(m, highlight=False), out=out)
+        run_demo(name, output, minutes=minutes, force=force, log=lambda m: console.print(m, highlight=False, markup=False), out=out)
     except GansimError as err:
         _fail(err)
 

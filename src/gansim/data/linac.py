@@ -66,6 +66,11 @@ Scatter photons (a fraction ``scatter_fraction``, default 10 %)
   only sets the energy loss: it is not tied to the outgoing direction, as if
   the photon had scattered more than once inside the filter. Mean ~1.16 MeV.
 
+Particle type: every row is a photon, and the table says so with a
+``PDGCode`` column (int32, all 22), so that files written from it (MCPL,
+IAEA) record the particle type without a ``particle=`` option. Training
+ignores it (it is a bookkeeping column, constant anyway).
+
 Simplifications: no electron contamination, no jaw hardening of the
 transmitted photons (they keep the open-beam spectrum), no weights (every row
 has weight 1, so no ``Weight`` column: a constant column would teach a GAN
@@ -80,10 +85,13 @@ import math
 import numpy as np
 
 from gansim.errors import ConfigError
+from gansim.io.phsp.columns import PDG_GAMMA
 
 __all__ = [
     "generate_linac_phsp",
     "LINAC_COLUMNS",
+    "LINAC_FLOAT_COLUMNS",
+    "LINAC_PDG_CODE",
     "JAW_DISTANCE",
     "FILTER_DISTANCE",
     "PRIMARY_COLLIMATOR_HALF_ANGLE",
@@ -93,8 +101,8 @@ __all__ = [
     "bremsstrahlung_spectrum",
 ]
 
-#: Columns of the generated table (all float32), in GATE names.
-LINAC_COLUMNS: tuple[str, ...] = (
+#: The float32 columns of the generated table (the kinematics), in GATE names.
+LINAC_FLOAT_COLUMNS: tuple[str, ...] = (
     "KineticEnergy",
     "PrePosition_X",
     "PrePosition_Y",
@@ -103,6 +111,11 @@ LINAC_COLUMNS: tuple[str, ...] = (
     "PreDirection_Y",
     "PreDirection_Z",
 )
+#: PDG code of every generated row (photons).
+LINAC_PDG_CODE = PDG_GAMMA
+#: Columns of the generated table, in order: :data:`LINAC_FLOAT_COLUMNS` then
+#: ``PDGCode`` (int32, all :data:`LINAC_PDG_CODE`).
+LINAC_COLUMNS: tuple[str, ...] = (*LINAC_FLOAT_COLUMNS, "PDGCode")
 
 #: Distance of the jaws below the target (mm).
 JAW_DISTANCE = 350.0
@@ -295,8 +308,9 @@ def generate_linac_phsp(
         with_component: add an int8 ``Component`` column (0 primary, 1 scatter).
 
     Returns:
-        table ``{column: (n,) float32}`` with :data:`LINAC_COLUMNS` (plus
-        ``Component``); rows of both components come interleaved in random order.
+        table ``{column: (n,) array}`` with :data:`LINAC_COLUMNS` (plus
+        ``Component``): the kinematics float32, ``PDGCode`` int32 (22 for every
+        row); rows of both components come interleaved in random order.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ConfigError(f"linac: n must be a non-negative integer; got {n!r}")
@@ -367,6 +381,7 @@ def generate_linac_phsp(
         "PreDirection_X": np.ascontiguousarray(dirs[:, 0]),
         "PreDirection_Y": np.ascontiguousarray(dirs[:, 1]),
         "PreDirection_Z": np.ascontiguousarray(dirs[:, 2]),
+        "PDGCode": np.full(n, LINAC_PDG_CODE, dtype=np.int32),
     }
     if with_component:
         table["Component"] = is_sc.astype(np.int8)  # COMPONENT_PRIMARY = 0, COMPONENT_SCATTER = 1

@@ -102,8 +102,9 @@ class StreamingBatches(BatchSource):
 
     Args:
         open_chunks: callable returning a fresh iterator over the file's chunks
-            as normalised float32 matrices, each with its training-row mask
-            already applied: ``() -> Iterator[np.ndarray]``.
+            as ``(chunk index, normalised float32 matrix)`` with the training-row
+            mask already applied, normalising only the chunks ``wanted(j)`` accepts:
+            ``(wanted: Callable[[int], bool]) -> Iterator[tuple[int, np.ndarray]]``.
         n_x, batch_size, seed, device, rank, world_size: as in :class:`InMemoryBatches`.
     """
 
@@ -131,9 +132,7 @@ class StreamingBatches(BatchSource):
 
     def _local_chunks(self, epoch: int, first_chunk: int) -> Iterator[tuple[int, np.ndarray]]:
         """(chunk index, shuffled rows) for this process, starting at ``first_chunk``."""
-        for j, matrix in enumerate(self.open_chunks()):
-            if j % self.world_size != self.rank or j < first_chunk:
-                continue
+        for j, matrix in self.open_chunks(lambda j: j % self.world_size == self.rank and j >= first_chunk):
             perm = _epoch_rng(self.seed, epoch, j).permutation(len(matrix))
             yield j, matrix[perm]
 

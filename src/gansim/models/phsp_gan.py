@@ -56,6 +56,8 @@ class PhaseSpaceDataSettings(StrictModel):
     clip: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict, description="bounds applied to generated values")
     tree: str | None = Field(None, description="ROOT tree name when the file holds several")
     max_rows: int | None = Field(None, gt=0, description="use only the first max_rows rows of the file")
+    particle: str | int | None = Field(None, description="keep only rows of this particle type (PDGCode or a name: gamma, e-, e+, ...); needed when the file mixes types")
+    clip_energy: bool = Field(True, description="clip generated energy columns into [0, the training maximum]")
 
 
 class PhaseSpaceNetworkSettings(StrictModel):
@@ -226,7 +228,7 @@ class PhaseSpaceModel:
         c_pipeline: TablePipeline | None,
         keys: list[str],
         cond_keys: list[str],
-        constants: dict[str, float],
+        constants: dict[str, float | int],
         latent: dict[str, Any],
         manifest: dict[str, Any],
         device: torch.device,
@@ -252,7 +254,8 @@ class PhaseSpaceModel:
             latent = manifest["latent"]
             x_pipe = TablePipeline.from_dict(manifest["transforms"]["x"])
             c_dict = manifest["transforms"].get("c")
-            constants = {k: float(v) for k, v in manifest.get("constants", {}).items()}
+            # integers (e.g. PDGCode) stay integers; everything else is a float
+            constants = {k: (v if isinstance(v, int) else float(v)) for k, v in manifest.get("constants", {}).items()}
         except KeyError as err:
             raise ModelFileError(f"{source}: manifest lacks key {err.args[0]!r}") from err
         c_pipe = TablePipeline.from_dict(c_dict) if c_dict else None
@@ -289,7 +292,8 @@ class PhaseSpaceModel:
             if arr.shape != (n,):
                 raise DataError(f"condition {key!r} has shape {arr.shape}; expected a number or {n} values")
             if not np.isfinite(arr).all():
-                raise DataError(f"condition {key!r} holds NaN/Inf values")
+                row = int(np.flatnonzero(~np.isfinite(arr))[0])
+                raise DataError(f"condition {key!r} holds NaN/Inf values (first at row {row} of this batch)")
             table[key] = arr
         assert self.c_pipeline is not None
         return torch.from_numpy(self.c_pipeline.forward(table)).to(self.device)
@@ -358,7 +362,7 @@ class PhaseSpaceModel:
             if cond is not None:
                 sub_cond = {k: (v[first : first + m] if np.ndim(v) > 0 else v) for k, v in cond.items()}
             rows = self.sample_tensors(m, sub_cond, generator, seed=seed, start=start + first)
-            yield {k: v.float().cpu().numpy() for k, v in rows.items()}
+            yield {k: (np.full(m, self.constants[k], dtype=np.int32) if isinstance(self.constants.get(k), int) else v.float().cpu().numpy()) for k, v in rows.items()}
 
     def units(self) -> dict[str, str]:
         """Unit of each output column."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,20 +48,45 @@ class ColumnSummary:
     total_rows: int
 
 
-def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
-    """A new run refuses a non-empty directory unless ``force``; a resume needs the old one."""
+#: What `gansim train` writes into a run directory; --force removes these and nothing else.
+RUN_ARTEFACTS = frozenset({"config.json", "data.json", "stats.jsonl", "checkpoints", "model", "tensorboard"})
+
+
+def prepare_run_dir(run_dir: Path, data: Path, *, resume: bool, force: bool) -> None:
+    """A new run refuses a non-empty directory unless ``force``; a resume needs the old one.
+
+    ``force`` only removes what an earlier run wrote (:data:`RUN_ARTEFACTS`): a
+    directory holding anything else (the data itself, notes...) is refused.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputExistsError(f"{run_dir}: exists and is not a directory; give a run directory with -o")
     if resume:
         if not (run_dir / "config.json").is_file():
             raise ConfigError(f"{run_dir}: --resume needs a run directory with config.json from an earlier `gansim train`")
         return
     if run_dir.exists() and any(run_dir.iterdir()):
+        foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_ARTEFACTS and not p.name.startswith("."))
+        if foreign:
+            raise OutputExistsError(
+                f"{run_dir}: holds files that an earlier `gansim train` did not write ({', '.join(foreign[:5])}"
+                f"{' ...' if len(foreign) > 5 else ''}); choose an empty or new run directory"
+            )
         if not force:
             raise OutputExistsError(f"{run_dir}: run directory is not empty; pass --force to start over or --resume to continue it")
         import shutil
 
         for child in run_dir.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+            if child.name in RUN_ARTEFACTS or child.name.startswith(".ckpt") or child.name.startswith(".model"):
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _write_json(path: Path, document: Any) -> None:
+    """Write a small JSON file atomically."""
+    from gansim.io.atomic import atomic_path
+
+    with atomic_path(path, force=True) as tmp:
+        tmp.write_text(json.dumps(document, indent=2) + "\n")
 
 
 def _resolve_keys(cfg: PhaseSpaceGANConfig, columns: list[str], source: str) -> tuple[list[str], list[str]]:
@@ -93,16 +117,28 @@ def _check_finite(chunk: Table, start: int, source: str) -> None:
                 raise DataError(f"{source}: column {key!r} holds {int(bad.sum())} NaN/Inf value(s) (first at row {row}); expected finite numbers")
 
 
-def _split_chunks(reader: Any, columns: list[str], chunk_rows: int, max_rows: int | None, fraction: float, seed: int, source: str) -> Iterator[tuple[Table, np.ndarray]]:
-    """(chunk, held-out mask) over the file, checking every value is finite."""
+def _split_chunks(
+    reader: Any, columns: list[str], chunk_rows: int, max_rows: int | None, fraction: float, seed: int, source: str, particle: int | None = None
+) -> Iterator[tuple[Table, np.ndarray]]:
+    """(chunk, held-out mask) over the file, checking every value is finite.
+
+    The held-out mask is a function of the row index in the file, so selecting
+    one particle type (``particle``) keeps the split the evaluation finds again.
+    """
     start = 0
-    for chunk in reader.iter_chunks(chunk_rows, columns):
+    read = columns + (["PDGCode"] if particle is not None and "PDGCode" not in columns else [])
+    for chunk in reader.iter_chunks(chunk_rows, read):
         n = len(next(iter(chunk.values())))
         if max_rows is not None and start + n > max_rows:
             chunk = {k: v[: max_rows - start] for k, v in chunk.items()}
             n = max_rows - start
         _check_finite(chunk, start, source)
-        yield chunk, heldout_mask(start, n, fraction, seed)
+        mask = heldout_mask(start, n, fraction, seed)
+        if particle is not None:
+            keep = chunk["PDGCode"] == particle
+            chunk = {k: v[keep] for k, v in chunk.items() if k in columns}
+            mask = mask[keep]
+        yield chunk, mask
         start += n
         if max_rows is not None and start >= max_rows:
             return
@@ -133,8 +169,51 @@ def _build_pipeline(keys: list[str], cfg: PhaseSpaceGANConfig, summary: ColumnSu
         if bad:
             raise DataError(f"data.log_keys {bad}: these columns hold values <= 0 (min {[summary.minimum[k] for k in bad]}); a log transform needs positive values")
     directions = "auto" if cfg.data.directions == "auto" else []
-    clip = {k: v for k, v in cfg.data.clip.items() if k in keys}
+    clip: dict[str, tuple[float | None, float | None]] = {}
+    if cfg.data.clip_energy:
+        # Energies are physical only in [0, endpoint]: a GAN's tails must not make negative or
+        # above-endpoint particles (a 6 MV beam has no 39 MeV photon).
+        clip.update({k: (0.0 if summary.minimum[k] >= 0 else None, summary.maximum[k]) for k in keys if is_energy_column(k)})
+    clip.update({k: v for k, v in cfg.data.clip.items() if k in keys})
     return TablePipeline.default(keys, log_columns=log, directions=directions, clip=clip or None)
+
+
+def _particle_filter(cfg: PhaseSpaceGANConfig, reader: Any, source: str) -> int | None:
+    """The PDG code to keep, from data.particle, or the file's only code; a file mixing types needs a choice."""
+    from gansim.io.phsp.columns import particle_pdg_code
+
+    if "PDGCode" not in reader.columns or "PDGCode" in (cfg.data.keys or []) or "PDGCode" in cfg.data.cond_keys:
+        if cfg.data.particle is not None and "PDGCode" not in reader.columns:
+            raise DataError(f"{source}: data.particle={cfg.data.particle!r} but the file has no PDGCode column")
+        return None
+    if cfg.data.particle is not None:
+        return particle_pdg_code(cfg.data.particle)
+    codes: dict[int, int] = {}
+    for chunk in reader.iter_chunks(cfg.train.chunk_rows, ["PDGCode"]):
+        values, counts = np.unique(chunk["PDGCode"], return_counts=True)
+        for v, c in zip(values.tolist(), counts.tolist()):
+            codes[int(v)] = codes.get(int(v), 0) + c
+        if len(codes) > 1:
+            break
+    if len(codes) > 1:
+        raise DataError(
+            f"{source}: column 'PDGCode' mixes particle types ({', '.join(str(c) for c in sorted(codes))}); a GAN is trained "
+            "per particle type: set data.particle (e.g. --set data.particle=22), or make PDGCode a condition"
+        )
+    return next(iter(codes)) if codes else None
+
+
+def _check_same_data(run_dir: Path, data_info: dict[str, Any]) -> None:
+    """Resuming on other data would refit the normalisation under trained weights: refuse."""
+    path = run_dir / "data.json"
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    if old.get("sha256") and data_info["sha256"] and old["sha256"] != data_info["sha256"] or old.get("rows") != data_info["rows"]:
+        raise DataError(
+            f"{data_info['path']}: is not the data this run was trained on ({old.get('path')}, {old.get('rows')} rows, "
+            f"sha256 {str(old.get('sha256'))[:16]}…); resume with the same file or start a new run"
+        )
 
 
 def train_phase_space(data: str | Path, cfg: PhaseSpaceGANConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False, log: Any = print) -> Path:
@@ -153,21 +232,21 @@ def train_phase_space(data: str | Path, cfg: PhaseSpaceGANConfig, run_dir: str |
 def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: DistributedContext, *, resume: bool, force: bool, log: Any) -> Path:
     device = resolve_device(cfg.train.device, local_rank=dist.local_rank if dist.enabled else None)
     if dist.is_main:
-        prepare_run_dir(run_dir, resume=resume, force=force)
+        prepare_run_dir(run_dir, data, resume=resume, force=force)
     dist.barrier()
     started = _dt.datetime.now(_dt.timezone.utc)
-    t0 = time.perf_counter()
     source = str(data)
     reader = open_reader(data, **({"tree": cfg.data.tree} if cfg.data.tree else {}))
     keys, cond_keys = _resolve_keys(cfg, reader.columns, source)
     columns = keys + cond_keys
     st = cfg.train
+    particle = _particle_filter(cfg, reader, source)
     n_file = reader.n_rows
     n_rows = min(n_file, cfg.data.max_rows) if (n_file is not None and cfg.data.max_rows) else n_file
     in_memory = n_rows is not None and n_rows <= st.in_memory_max_rows
 
     def chunks() -> Iterator[tuple[Table, np.ndarray]]:
-        return _split_chunks(reader, columns, st.chunk_rows, cfg.data.max_rows, st.validation_fraction, st.validation_seed, source)
+        return _split_chunks(reader, columns, st.chunk_rows, cfg.data.max_rows, st.validation_fraction, st.validation_seed, source, particle)
 
     if in_memory:
         parts = list(chunks())
@@ -179,7 +258,7 @@ def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: Distribute
         summary = _summarise(chunks(), columns)
     if summary.train_rows == 0:
         raise DataError(f"{source}: no training rows (the file is empty or every row is held out)")
-    constants = {k: summary.minimum[k] for k in keys if summary.minimum[k] == summary.maximum[k]}
+    constants: dict[str, float | int] = {k: summary.minimum[k] for k in keys if summary.minimum[k] == summary.maximum[k]}
     gan_keys = [k for k in keys if k not in constants]
     if not gan_keys:
         raise DataError(f"{source}: every generated column is constant ({constants}); nothing to learn")
@@ -189,6 +268,8 @@ def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: Distribute
             for k in triplet:
                 constants.pop(k, None)
     gan_keys = [k for k in keys if k not in constants]
+    if particle is not None:
+        constants["PDGCode"] = particle  # generated files keep their particle type
     x_pipe = _build_pipeline(gan_keys, cfg, summary)
     c_pipe = TablePipeline.default(cond_keys, log_columns=[], directions="auto") if cond_keys else None
     if in_memory:
@@ -205,11 +286,20 @@ def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: Distribute
         if c_pipe is not None:
             c_pipe.fit(({k: v[~m] for k, v in ch.items()} for ch, m in chunks()))
 
-        def normalised() -> Iterator[np.ndarray]:
-            for ch, m in chunks():
+        n_chunks = -(-n_rows // st.chunk_rows) if n_rows is not None else None
+        if n_chunks is not None and n_chunks < dist.world_size:
+            raise DataError(
+                f"{source}: {n_rows:,d} rows make {n_chunks} chunk(s) of train.chunk_rows={st.chunk_rows:,d}, fewer than the "
+                f"{dist.world_size} processes; lower train.chunk_rows so each process streams its own chunks"
+            )
+
+        def normalised(wanted: Any) -> Iterator[tuple[int, np.ndarray]]:
+            for j, (ch, m) in enumerate(chunks()):
+                if not wanted(j):  # another process's chunk: read past it without normalising
+                    continue
                 kept = {k: v[~m] for k, v in ch.items()}
                 mat = x_pipe.forward(kept)
-                yield mat if c_pipe is None else np.concatenate([mat, c_pipe.forward(kept)], axis=1)
+                yield j, (mat if c_pipe is None else np.concatenate([mat, c_pipe.forward(kept)], axis=1))
 
         batches = StreamingBatches(normalised, len(gan_keys), st.batch_size, st.seed, device, dist.rank, dist.world_size, source)
 
@@ -226,9 +316,11 @@ def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: Distribute
         "min": {k: summary.minimum[k] for k in columns},
         "max": {k: summary.maximum[k] for k in columns},
     }
-    if dist.is_main and not resume:
-        (run_dir / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
-        (run_dir / "data.json").write_text(json.dumps(data_info, indent=2) + "\n")
+    if resume:
+        _check_same_data(run_dir, data_info)
+    elif dist.is_main:
+        _write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+        _write_json(run_dir / "data.json", data_info)
     log(
         f"data: {source} ({reader.format_name}, {summary.total_rows:,d} rows, {summary.heldout_rows:,d} held out, "
         f"{'in memory' if in_memory else 'streamed'}); generating {gan_keys}"
@@ -241,7 +333,12 @@ def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: Distribute
     objective = PhaseSpaceObjective(g, d, cfg.model, cfg.loss, device, st.seed + dist.rank * 1_000_003)
     loop = TrainingLoop(objective, batches, st, {"G": cfg.optim.G, "D": cfg.optim.D}, run_dir, device, dist, extra_state={"config": cfg.model_dump(mode="json")})
     log(f"device: {device}; processes: {dist.world_size}; G {sum(p.numel() for p in g.parameters()):,d} weights, D {sum(p.numel() for p in d.parameters()):,d}")
-    result = loop.run(resume=resume)
+    if resume:
+        ckpt = loop.restore_latest()
+        log(f"resuming from {ckpt}")
+        if dist.is_main:  # only now that the checkpoint loaded into this config
+            _write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+    result = loop.run()
     model_dir = run_dir / "model"
     if dist.is_main:
         sampler = loop.ema.shadow if loop.ema is not None else g
@@ -263,7 +360,7 @@ def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: Distribute
                 "data": data_info,
                 "rows_seen": result.rows_seen,
                 "iterations": result.iterations,
-                "wall_time_s": time.perf_counter() - t0,
+                "wall_time_s": result.wall_time_s,
                 "started": started.isoformat(),
                 "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(),
                 "device": str(device),

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gansim.config import OptimizerSettings, TrainingSettings, lr_factor
-from gansim.errors import ConfigError, TrainingDivergedError
+from gansim.errors import ConfigError, ModelFileError, TrainingDivergedError
 from gansim.training.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from gansim.training.distributed import DistributedContext
 from gansim.training.ema import EMA
@@ -116,55 +116,103 @@ class TrainingLoop:
         self._stat_counts: dict[str, int] = {}
         self._tick_start_time = time.perf_counter()
         self._tick_start_rows = 0
+        self._last_tick_rows = 0
+        self._wall_before = 0.0
+        self._run_start: float | None = None
+        self._resumed_from: str | None = None
 
     # ----------------------------------------------------------------- state
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: networks, optimisers, EMA, data position, RNGs, counters."""
-        state: dict[str, Any] = {
-            "rows_seen": self.rows_seen,
-            "iterations": self.iterations,
-            "networks": {name: net.state_dict() for name, net in self.objective.networks.items()},
-            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "ema": self.ema.state_dict() if self.ema is not None else None,
+    def _rank_state(self) -> dict[str, Any]:
+        """What differs between processes: data position, RNG streams, the tick's pending stats."""
+        return {
             "data": self.data.state_dict(),
             "objective_rng": self.objective.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "stat_sums": {k: v.detach().cpu() for k, v in self._stat_sums.items()},
+            "stat_counts": dict(self._stat_counts),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly. A collective call under DDP (every process must call it)."""
+        rank_state = self._rank_state()
+        if self.dist.enabled:
+            import torch.distributed as torch_dist
+
+            ranks: list[Any] = [None] * self.dist.world_size
+            torch_dist.all_gather_object(ranks, rank_state)  # internal job state, never data read from disk
+        else:
+            ranks = [rank_state]
+        return {
+            "rows_seen": self.rows_seen,
+            "iterations": self.iterations,
+            "last_tick_rows": self._last_tick_rows,
+            "tick_start_rows": self._tick_start_rows,
+            "wall_time_s": self._elapsed(),
+            "networks": {name: net.state_dict() for name, net in self.objective.networks.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "ranks": ranks,
             "world_size": self.dist.world_size,
             "extra": self.extra_state,
         }
-        return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
         if state.get("world_size", 1) != self.dist.world_size:
             raise ConfigError(
-                f"checkpoint was written by a job of {state.get('world_size')} process(es); resume it with the same number "
+                f"{source}: written by a job of {state.get('world_size')} process(es); resume it with the same number "
                 f"(this job has {self.dist.world_size}) so the data order and the curve stay the same"
             )
+        try:
+            for name, net in self.objective.networks.items():
+                net.load_state_dict(state["networks"][name])
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise ModelFileError(f"{source}: does not match this run's networks or optimisers ({str(err).splitlines()[0]}); was the config changed?") from err
         self.rows_seen = int(state["rows_seen"])
         self.iterations = int(state["iterations"])
-        for name, net in self.objective.networks.items():
-            net.load_state_dict(state["networks"][name])
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.data.load_state_dict(state["data"])
-        self.objective.generator.set_state(state["objective_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        self._last_tick_rows = int(state["last_tick_rows"])
+        self._tick_start_rows = int(state["tick_start_rows"])
+        self._wall_before = float(state["wall_time_s"])
+        mine = state["ranks"][self.dist.rank]
+        self.data.load_state_dict(mine["data"])
+        self.objective.generator.set_state(mine["objective_rng"])
+        torch.set_rng_state(mine["torch_rng"])
+        self._stat_sums = {k: v.to(self.device) for k, v in mine["stat_sums"].items()}
+        self._stat_counts = {k: int(v) for k, v in mine["stat_counts"].items()}
+
+    def restore_latest(self) -> str:
+        """Load the run's latest checkpoint; return its path."""
+        ckpt = latest_checkpoint(self.run_dir)
+        if ckpt is None:
+            raise ConfigError(f"{self.run_dir}: --resume given but the run has no checkpoint to resume from")
+        self.load_state_dict(load_checkpoint(ckpt), source=str(ckpt))
+        self._resumed_from = str(ckpt)
+        return str(ckpt)
+
+    def _elapsed(self) -> float:
+        return self._wall_before + (time.perf_counter() - self._run_start if self._run_start is not None else 0.0)
+
+    def _check_weights_finite(self) -> None:
+        """Refuse to checkpoint NaN/Inf weights: the last checkpoint must stay a good one."""
+        bad = [f"{name}.{p_name}" for name, net in self.objective.networks.items() for p_name, p in net.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            last = latest_checkpoint(self.run_dir)
+            raise TrainingDivergedError(
+                f"training diverged: weights {', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''} became NaN/Inf by row {self.rows_seen}. "
+                f"The last good checkpoint is kept ({last if last else 'none written yet'})." + _DIVERGED_HINT
+            )
 
     # ------------------------------------------------------------------ run
     def run(self, *, resume: bool = False) -> TrainingResult:
-        """Train until ``settings.total_rows`` rows were seen; resume from the latest checkpoint if asked."""
-        resumed_from = None
-        if resume:
-            ckpt = latest_checkpoint(self.run_dir)
-            if ckpt is None:
-                raise ConfigError(f"{self.run_dir}: --resume given but the run has no checkpoint to resume from")
-            self.load_state_dict(load_checkpoint(ckpt))
-            resumed_from = str(ckpt)
-        stats = StatsWriter(self.run_dir, resume_rows=self.rows_seen if resume else None) if self.dist.is_main else None
-        start = time.perf_counter()
-        self._tick_start_time, self._tick_start_rows = start, self.rows_seen
+        """Train until ``settings.total_rows`` rows were seen (resuming from the latest checkpoint if asked and not done yet)."""
+        if resume and self._resumed_from is None:
+            self.restore_latest()
+        stats = StatsWriter(self.run_dir, resume_rows=self._last_tick_rows if self._resumed_from else None) if self.dist.is_main else None
+        self._run_start = time.perf_counter()
+        self._tick_start_time = self._run_start
         last: dict[str, float] = {}
         progress = _Progress(self.settings.total_rows, self.rows_seen, enabled=self.settings.progress and self.dist.is_main)
         rows_per_batch = self.data.batch_size * self.dist.world_size
@@ -176,18 +224,26 @@ class TrainingLoop:
                     tick = _crossed(before, self.rows_seen, self.settings.tick_rows)
                     ckpt = _crossed(before, self.rows_seen, self.settings.checkpoint_rows)
                     done = self.rows_seen >= self.settings.total_rows
-                    if tick or ckpt or done:
-                        last = self._flush_stats(stats)
+                    state = None
+                    if (ckpt or done) and not tick:
+                        # a checkpoint between ticks keeps the tick's pending stats, so a resumed run writes the same curve
+                        self._check_weights_finite()
+                        state = self.state_dict()
+                    if tick or done:
+                        last = self._flush_stats(stats, full_tick=tick)
                         progress.update(self.rows_seen, last)
-                    if (ckpt or done) and self.dist.is_main:
-                        save_checkpoint(self.run_dir, self.rows_seen, self.state_dict())
-                        prune_checkpoints(self.run_dir, self.settings.keep_checkpoints)
                     if ckpt or done:
+                        if state is None:
+                            self._check_weights_finite()
+                            state = self.state_dict()
+                        if self.dist.is_main:
+                            save_checkpoint(self.run_dir, self.rows_seen, state)
+                            prune_checkpoints(self.run_dir, self.settings.keep_checkpoints)
                         self.dist.barrier()
         finally:
             if stats is not None:
                 stats.close()
-        return TrainingResult(self.rows_seen, self.iterations, time.perf_counter() - start, last, resumed_from)
+        return TrainingResult(self.rows_seen, self.iterations, self._elapsed(), last, self._resumed_from)
 
     def _iteration(self, rows_per_batch: int) -> None:
         batch: Any = None
@@ -237,7 +293,7 @@ class TrainingLoop:
             self._stat_sums[key] = value.clone()
             self._stat_counts[key] = 1
 
-    def _flush_stats(self, writer: StatsWriter | None) -> dict[str, float]:
+    def _flush_stats(self, writer: StatsWriter | None, full_tick: bool = True) -> dict[str, float]:
         """Average the tick's scalars (one sync), stop on NaN/Inf, write the record."""
         keys = sorted(self._stat_sums)
         if not keys:
@@ -253,8 +309,7 @@ class TrainingLoop:
             last = latest_checkpoint(self.run_dir)
             raise TrainingDivergedError(
                 f"training diverged: {', '.join(bad)} became NaN/Inf between rows {self._tick_start_rows} and {self.rows_seen}. "
-                f"The last good checkpoint is kept ({last if last else 'none written yet'}); lower the learning rates, raise "
-                "the penalty weight or check the data, then resume with --resume or restart."
+                f"The last good checkpoint is kept ({last if last else 'none written yet'})." + _DIVERGED_HINT
             )
         elapsed = max(now - self._tick_start_time, 1e-9)
         record["rows_per_s"] = (self.rows_seen - self._tick_start_rows) / elapsed
@@ -263,11 +318,19 @@ class TrainingLoop:
         self._stat_sums.clear()
         self._stat_counts.clear()
         self._tick_start_time, self._tick_start_rows = now, self.rows_seen
+        if full_tick:
+            self._last_tick_rows = self.rows_seen
         if writer is not None:
             writer.write(record)
         if self.on_tick is not None and self.dist.is_main:
             self.on_tick(record)
         return {k: v for k, v in record.items() if isinstance(v, float)}
+
+
+_DIVERGED_HINT = (
+    " Lower the learning rates (e.g. --set optim.D.lr=1e-4 --set optim.G.lr=1e-4, allowed with --resume),"
+    " raise the penalty weight or check the data, then resume or restart."
+)
 
 
 def _crossed(before: int, after: int, every: int) -> bool:

@@ -17,13 +17,14 @@ Tables are ``dict[str, np.ndarray]`` keyed by GATE column names in mm, MeV, ns
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gansim.errors import DataError
+from gansim.errors import ConfigError, DataError
 from gansim.io.phsp.base import DEFAULT_CHUNK_ROWS, PhaseSpaceReader, PhaseSpaceWriter
-from gansim.io.phsp.columns import GATE_COLUMNS, UNITS, Table, unit_of, validate_table
+from gansim.io.phsp.columns import GATE_COLUMNS, PARTICLE_NAMES, UNITS, Table, particle_pdg_code, unit_of, validate_table
 
 __all__ = [
     "FORMATS",
@@ -40,6 +41,8 @@ __all__ = [
     "UNITS",
     "unit_of",
     "validate_table",
+    "PARTICLE_NAMES",
+    "particle_pdg_code",
     "DEFAULT_CHUNK_ROWS",
 ]
 
@@ -83,10 +86,66 @@ def detect_format(path: str | Path, format: str | None = None) -> str:
     )
 
 
+#: How error messages name each format, and the article before it.
+_FORMAT_LABELS: dict[str, str] = {"root": "ROOT", "npy": "npy", "npz": "npz", "mcpl": "MCPL", "iaea": "IAEA"}
+_ARTICLES: dict[str, str] = {"root": "a", "npy": "an", "npz": "an", "mcpl": "an", "iaea": "an"}
+
+#: Parameters every writer takes that open_writer passes itself (not format options).
+_WRITER_COMMON = frozenset({"columns", "force"})
+
+
 def _classes(fmt: str) -> tuple[type[PhaseSpaceReader], type[PhaseSpaceWriter]]:
     module_name, reader_name, writer_name = FORMATS[fmt]
     module = importlib.import_module(module_name)
     return getattr(module, reader_name), getattr(module, writer_name)
+
+
+def format_options(cls: type, *, skip: frozenset[str] = frozenset()) -> frozenset[str] | None:
+    """Keyword options ``cls.__init__`` takes besides ``path`` (and ``skip``); ``None`` if it takes ``**kwargs``."""
+    names: set[str] = set()
+    for i, (name, param) in enumerate(inspect.signature(cls.__init__).parameters.items()):
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            return None
+        if i == 0 or name == "path" or name in skip:  # self, path
+            continue
+        if param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            names.add(name)
+    return frozenset(names)
+
+
+def _check_options(path: str | Path, fmt: str, options: dict[str, Any], *, writer: bool) -> None:
+    """Raise DataError for options the reader/writer of ``fmt`` does not take, saying which formats take them."""
+    slot = 1 if writer else 0
+    skip = _WRITER_COMMON if writer else frozenset()
+    own = format_options(_classes(fmt)[slot], skip=skip)
+    if own is None:
+        return
+    bad = [name for name in options if name not in own]
+    if not bad:
+        return
+    role = "writing" if writer else "reading"
+    problems: list[str] = []
+    for name in bad:
+        takers: list[str] = []
+        for other in FORMATS:
+            if other == fmt:
+                continue
+            try:  # an optional dependency that is missing just means "not listed"
+                other_options = format_options(_classes(other)[slot], skip=skip)
+            except ImportError:
+                continue
+            if other_options is None or name in other_options:
+                takers.append(_FORMAT_LABELS[other])
+        if takers:
+            names = takers[0] if len(takers) == 1 else f"{', '.join(takers[:-1])} and {takers[-1]}"
+            problems.append(f"option {name!r} applies to {names} files only")
+        else:
+            problems.append(f"option {name!r} is not a phase-space {role} option of any format")
+    accepted = ", ".join(sorted(own)) or "none"
+    raise DataError(
+        f"{'; '.join(problems)}; {path} is {_ARTICLES[fmt]} {_FORMAT_LABELS[fmt]} file"
+        f" (its {role} options: {accepted})"
+    )
 
 
 def open_reader(path: str | Path, *, format: str | None = None, **options: Any) -> PhaseSpaceReader:
@@ -95,9 +154,14 @@ def open_reader(path: str | Path, *, format: str | None = None, **options: Any) 
     Args:
         path: the file (for IAEA either the ``.IAEAheader`` or the ``.IAEAphsp``).
         format: force a format instead of guessing from the suffix.
-        **options: format options, e.g. ``tree="phsp"`` for ROOT.
+        **options: format options, e.g. ``tree="phsp"`` for ROOT or ``keys=[...]``
+            for a plain 2-D ``.npy``. An option the format does not take is a
+            :class:`DataError` ("option 'tree' applies to ROOT files only; x.npy
+            is an npy file").
     """
-    reader_cls, _ = _classes(detect_format(path, format))
+    fmt = detect_format(path, format)
+    _check_options(path, fmt, options, writer=False)
+    reader_cls, _ = _classes(fmt)
     return reader_cls(path, **options)
 
 
@@ -109,8 +173,15 @@ def open_writer(
     force: bool = False,
     **options: Any,
 ) -> PhaseSpaceWriter:
-    """Open a phase-space file for chunked, atomic writing (refuses to overwrite unless ``force``)."""
-    _, writer_cls = _classes(detect_format(path, format))
+    """Open a phase-space file for chunked, atomic writing (refuses to overwrite unless ``force``).
+
+    ``**options`` are the writer's format options (``particle``, ``drop_unknown``
+    for MCPL and IAEA, ``tree`` for ROOT, ``dtype`` for npy/npz...); one the
+    format does not take is a :class:`DataError` naming the formats that take it.
+    """
+    fmt = detect_format(path, format)
+    _check_options(path, fmt, options, writer=True)
+    _, writer_cls = _classes(fmt)
     return writer_cls(path, columns=columns, force=force, **options)
 
 
@@ -137,11 +208,47 @@ def convert(
     force: bool = False,
     src_options: dict[str, Any] | None = None,
     dst_options: dict[str, Any] | None = None,
+    drop_unknown: bool = False,
+    particle: str | int | None = None,
 ) -> int:
-    """Stream ``src`` into ``dst`` (any two formats) in chunks; return the number of rows written."""
-    with open_reader(src, **(src_options or {})) as reader:
+    """Stream ``src`` into ``dst`` (any two formats) in chunks; return the number of rows written.
+
+    Args:
+        src, dst: input and output files; formats from the names (or
+            ``format=`` in ``src_options`` / ``dst_options``).
+        columns: columns to copy (default all of ``src``).
+        chunk_rows: rows per chunk (bounds memory).
+        force: overwrite ``dst``.
+        src_options, dst_options: format options of the reader and writer
+            (checked as by :func:`open_reader` / :func:`open_writer`).
+        drop_unknown: leave out the columns the output format cannot store
+            (e.g. ``GlobalTime`` going to IAEA, ``NewHistory`` going to MCPL).
+            Forwarded only to writers that take it (MCPL, IAEA); ROOT, npy and
+            npz store any column anyway.
+        particle: particle type of every row when ``src`` has no ``PDGCode``
+            column ("gamma", "e-", "e+", "neutron", "proton" or a PDG code).
+            Forwarded only to writers that take it (MCPL, IAEA).
+
+    The number of original histories (``orig_histories`` of IAEA and MCPL
+    readers) is carried over to writers that take ``orig_histories``, unless
+    ``dst_options`` sets it.
+    """
+    src_opts = dict(src_options or {})
+    dst_opts = dict(dst_options or {})
+    _, writer_cls = _classes(detect_format(dst, dst_opts.get("format")))
+    accepted = format_options(writer_cls, skip=_WRITER_COMMON)
+    for name, value, default in (("drop_unknown", drop_unknown, False), ("particle", particle, None)):
+        if value == default or (accepted is not None and name not in accepted):
+            continue
+        if name in dst_opts and dst_opts[name] != value:
+            raise ConfigError(f"{dst}: {name}={value!r} and dst_options[{name!r}]={dst_opts[name]!r} disagree; give only one")
+        dst_opts[name] = value
+    with open_reader(src, **src_opts) as reader:
         cols = reader.check_columns(columns)
-        with open_writer(dst, columns=cols, force=force, **(dst_options or {})) as writer:
+        orig = getattr(reader, "orig_histories", None)
+        if orig is not None and "orig_histories" not in dst_opts and (accepted is None or "orig_histories" in accepted):
+            dst_opts["orig_histories"] = orig
+        with open_writer(dst, columns=cols, force=force, **dst_opts) as writer:
             for chunk in reader.iter_chunks(chunk_rows, cols):
                 writer.write(chunk)
             return writer.rows_written

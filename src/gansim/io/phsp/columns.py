@@ -31,13 +31,41 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GATE_COLUMNS", "UNITS", "unit_of", "PDG_GAMMA", "PDG_ELECTRON", "PDG_POSITRON", "Table", "table_length", "validate_table"]
+__all__ = [
+    "GATE_COLUMNS",
+    "UNITS",
+    "unit_of",
+    "PDG_GAMMA",
+    "PDG_ELECTRON",
+    "PDG_POSITRON",
+    "PDG_NEUTRON",
+    "PDG_PROTON",
+    "PARTICLE_NAMES",
+    "particle_pdg_code",
+    "Table",
+    "table_length",
+    "validate_table",
+]
 
 Table = dict[str, np.ndarray]
 
 PDG_GAMMA = 22
 PDG_ELECTRON = 11
 PDG_POSITRON = -11
+PDG_NEUTRON = 2112
+PDG_PROTON = 2212
+
+#: Particle names the writers' ``particle=`` option accepts (case-insensitive) -> PDG code.
+PARTICLE_NAMES: dict[str, int] = {
+    "gamma": PDG_GAMMA,
+    "photon": PDG_GAMMA,
+    "e-": PDG_ELECTRON,
+    "electron": PDG_ELECTRON,
+    "e+": PDG_POSITRON,
+    "positron": PDG_POSITRON,
+    "neutron": PDG_NEUTRON,
+    "proton": PDG_PROTON,
+}
 
 #: Column name -> unit symbol (as in :mod:`gansim.units`); "" for dimensionless.
 UNITS: dict[str, str] = {
@@ -77,6 +105,43 @@ GATE_COLUMNS: tuple[str, ...] = tuple(UNITS)
 def unit_of(column: str) -> str:
     """Unit symbol of a known column, ``"?"`` for a column gansim does not know."""
     return UNITS.get(column, "?")
+
+
+def particle_pdg_code(value: str | int, *, option: str = "particle", source: str = "phase-space writer") -> int:
+    """PDG code of a particle given by name or code, for the writers' ``particle=`` option.
+
+    Args:
+        value: a name of :data:`PARTICLE_NAMES` ("gamma"/"photon", "e-"/"electron",
+            "e+"/"positron", "neutron", "proton"; case-insensitive), an integer PDG
+            code, or an integer written as text ("22", as a command line gives it).
+        option: option name used in error messages (``"particle"`` or ``"pdgcode"``).
+        source: what is being configured (usually the output file), for error messages.
+
+    Returns:
+        the PDG code, a non-zero 32-bit integer.
+
+    Raises:
+        ConfigError: unknown name, or an integer that is not a non-zero 32-bit value.
+    """
+    from gansim.errors import ConfigError
+
+    allowed = ", ".join(repr(name) for name in PARTICLE_NAMES)
+    code: int | None = None
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in PARTICLE_NAMES:
+            return PARTICLE_NAMES[key]
+        try:
+            code = int(key)
+        except ValueError:
+            raise ConfigError(f"{source}: unknown {option} {value!r}; expected one of {allowed} or an integer PDG code") from None
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        code = int(value)
+    else:
+        raise ConfigError(f"{source}: {option}={value!r}; expected one of {allowed} or an integer PDG code")
+    if code == 0 or not -(2**31) <= code < 2**31:
+        raise ConfigError(f"{source}: {option}={value!r}; a PDG code must be a non-zero 32-bit integer (e.g. 22 for photons)")
+    return code
 
 
 def table_length(table: Table, *, source: str = "table") -> int:

@@ -75,7 +75,7 @@ from gansim import __version__
 from gansim.errors import ConfigError, DataError
 from gansim.io.atomic import check_writable, commit_file, temporary_sibling
 from gansim.io.phsp.base import PhaseSpaceReader, PhaseSpaceWriter
-from gansim.io.phsp.columns import Table
+from gansim.io.phsp.columns import Table, particle_pdg_code
 
 __all__ = ["IaeaReader", "IaeaWriter", "IaeaHeader", "iaea_paths", "PDG_TO_IAEA", "IAEA_TO_PDG"]
 
@@ -88,9 +88,6 @@ PDG_TO_IAEA: dict[int, int] = {22: 1, 11: 2, -11: 3, 2112: 4, 2212: 5}
 IAEA_TO_PDG: dict[int, int] = {v: k for k, v in PDG_TO_IAEA.items()}
 _TYPE_TO_PDG = np.array([0, 22, 11, -11, 2112, 2212], dtype=np.int32)
 _TYPE_NAMES = ("PHOTONS", "ELECTRONS", "POSITRONS", "NEUTRONS", "PROTONS")
-_PARTICLE_ALIASES: dict[str, int] = {
-    "gamma": 22, "photon": 22, "e-": 11, "electron": 11, "e+": -11, "positron": -11, "neutron": 2112, "n": 2112, "proton": 2212, "p": 2212,
-}  # fmt: skip
 
 #: Extra float / extra long type codes of the IAEA library (iaea_header.h) -> column stem.
 _EXTRA_FLOAT_TYPES: dict[int, str] = {1: "XLAST", 2: "YLAST", 3: "ZLAST"}
@@ -422,6 +419,12 @@ class IaeaReader(PhaseSpaceReader):
     ``PDGCode``, ``NewHistory`` and extra longs int32. See the module docstring
     for the column list. ``self.path`` is the data file, ``self.header_path``
     the header and ``self.header`` the parsed :class:`IaeaHeader`.
+
+    Attributes:
+        orig_histories: ``$ORIG_HISTORIES`` of the header (the number of
+            original histories, to normalise doses), ``None`` when absent.
+            :func:`~gansim.io.phsp.convert` carries it to writers that take
+            ``orig_histories=`` (IAEA, MCPL).
     """
 
     format_name = "iaea"
@@ -449,6 +452,7 @@ class IaeaReader(PhaseSpaceReader):
         self._extra_floats = floats
         self._extra_longs = longs
         self._columns = ["KineticEnergy", *_POSITION, *_DIRECTION, "Weight", "PDGCode", "NewHistory", *floats, *longs]
+        self.orig_histories: int | None = h.orig_histories
 
     @property
     def columns(self) -> list[str]:
@@ -541,16 +545,16 @@ class IaeaReader(PhaseSpaceReader):
 
 
 def _resolve_particle(particle: str | int | None, where: str) -> int | None:
+    """PDG code of the ``particle=`` option (shared vocabulary), restricted to the five IAEA types."""
     if particle is None:
         return None
-    if isinstance(particle, str):
-        key = particle.strip().lower()
-        if key in _PARTICLE_ALIASES:
-            return _PARTICLE_ALIASES[key]
-        raise ConfigError(f"{where}: unknown particle {particle!r}; expected one of {', '.join(sorted(_PARTICLE_ALIASES))} or a PDG code")
-    if isinstance(particle, (int, np.integer)) and not isinstance(particle, bool) and int(particle) in PDG_TO_IAEA:
-        return int(particle)
-    raise ConfigError(f"{where}: particle {particle!r} cannot be stored in IAEA format; expected a PDG code in {sorted(PDG_TO_IAEA)}")
+    code = particle_pdg_code(particle, option="particle", source=where)
+    if code not in PDG_TO_IAEA:
+        raise ConfigError(
+            f"{where}: particle {particle!r} (PDG code {code}) cannot be stored in IAEA format; "
+            f"it holds only PDG codes {sorted(PDG_TO_IAEA)} (photon, electron, positron, neutron, proton)"
+        )
+    return code
 
 
 @dataclass
@@ -599,9 +603,11 @@ class IaeaWriter(PhaseSpaceWriter):
     little endian ($BYTE_ORDER 1234), U and V stored, W's sign in the type byte.
 
     Args:
-        particle: particle type of every row when there is no ``PDGCode`` column
-            ("gamma", "electron", "positron", "neutron", "proton" or a PDG code).
-            Without either, writing raises a :class:`DataError`.
+        particle: particle type of every row when there is no ``PDGCode`` column:
+            "gamma"/"photon", "e-"/"electron", "e+"/"positron", "neutron",
+            "proton" or one of their PDG codes (the vocabulary of
+            :func:`~gansim.io.phsp.columns.particle_pdg_code`, shared with the
+            MCPL writer). Without either, writing raises a :class:`DataError`.
         constant_x / constant_y / constant_z: declare that position coordinate
             constant [mm] (e.g. the Z of a scoring plane): it goes to
             ``$RECORD_CONSTANT`` instead of every record; a column of that name,
@@ -611,8 +617,9 @@ class IaeaWriter(PhaseSpaceWriter):
             written (the particles flagged by ``NewHistory``).
         header_fields: text of descriptive sections (``MACHINE_TYPE``,
             ``BEAM_NAME``, ``AUTHORS``...) keyed by section name without ``$``.
-        drop_unknown: leave out columns the format cannot store instead of
-            raising a :class:`DataError`.
+        drop_unknown: leave out columns the format cannot store, such as
+            ``GlobalTime`` or ``EventID``, instead of raising a :class:`DataError`
+            (CLI: ``--drop-unknown``).
         normalize_directions: rescale directions to unit length (IAEA stores U, V
             and recomputes W, so a non-unit vector would come back changed).
 
@@ -692,7 +699,10 @@ class IaeaWriter(PhaseSpaceWriter):
         if missing:
             raise DataError(f"{where}: IAEA output needs column(s) {', '.join(missing)}; got {', '.join(columns) or 'none'}")
         if "PDGCode" not in columns and self.particle is None:
-            raise DataError(f"{where}: no PDGCode column; pass particle='gamma' (or another particle) to say what every row is")
+            raise DataError(
+                f"{where}: the table has no PDGCode column and no particle type was given; pass particle='gamma' "
+                "(or 'e-', 'e+', 'neutron', 'proton') in Python, --particle gamma on the command line"
+            )
         known = {"KineticEnergy", *_POSITION, *_DIRECTION, "Weight", "PDGCode", "NewHistory"}
         floats: list[tuple[str, int]] = []
         longs: list[tuple[str, int]] = []
@@ -712,7 +722,7 @@ class IaeaWriter(PhaseSpaceWriter):
                 f"{where}: the IAEA format cannot store column(s) {', '.join(unknown)}; it stores KineticEnergy, "
                 "PrePosition_X/Y/Z, PreDirection_X/Y/Z, Weight, PDGCode, NewHistory and IAEA_* extras "
                 "(IAEA_ExtraFloat_<i>, IAEA_ExtraLong_<i>, IAEA_IncrementalHistoryNumber, IAEA_LATCH, IAEA_XLAST...). "
-                "Pass drop_unknown=True to leave them out."
+                "Pass drop_unknown=True (command line: --drop-unknown) to leave them out."
             )
         self._has = set(columns)
         self._extra_floats = floats

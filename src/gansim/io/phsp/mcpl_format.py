@@ -20,6 +20,15 @@ Polarisation_X/Y/Z     ``polarisation`` (only if enabled)     none
 UserFlags              ``userflags`` (uint32, if enabled)     none
 =====================  =====================================  =====================
 
+Particle type: MCPL stores a PDG code for every particle (or one "universal"
+code in the header). A table without a ``PDGCode`` column needs
+``particle="gamma"`` (or ``pdgcode=22``); the writer never guesses it.
+
+Number of original histories (IAEA ``$ORIG_HISTORIES``, needed to normalise
+doses): written with ``orig_histories=`` as the MCPL 2 header statistic
+``stat:sum:IAEA_ORIG_HISTORIES`` and read back as
+:attr:`McplReader.orig_histories` (``None`` when the file has none).
+
 Directions: MCPL stores only unit vectors (packed in two floats plus a sign)
 and its C library *terminates the process* when given a vector whose squared
 length differs from 1 by more than 1e-5; it does not normalise. The writer
@@ -61,9 +70,9 @@ import numpy as np
 
 from gansim.errors import ConfigError, DataError, GansimError
 from gansim.io.phsp.base import PhaseSpaceReader, PhaseSpaceWriter
-from gansim.io.phsp.columns import Table
+from gansim.io.phsp.columns import Table, particle_pdg_code
 
-__all__ = ["McplReader", "McplWriter", "McplLibraryError", "MCPL_COLUMNS", "load_libmcpl"]
+__all__ = ["McplReader", "McplWriter", "McplLibraryError", "MCPL_COLUMNS", "ORIG_HISTORIES_STAT_SUM", "load_libmcpl"]
 
 _log = logging.getLogger(__name__)
 
@@ -79,6 +88,10 @@ _OPTIONAL = ("GlobalTime", "Weight", "PDGCode", *_POLARISATION, "UserFlags")
 
 #: Every column an MCPL file can hold, in the order the reader returns them.
 MCPL_COLUMNS: tuple[str, ...] = (*_REQUIRED, "GlobalTime", "Weight", "PDGCode", *_POLARISATION, "UserFlags")
+
+#: Key of the MCPL 2 ``stat:sum:`` header entry holding the number of original
+#: histories (the IAEA ``$ORIG_HISTORIES``) that produced the particles of the file.
+ORIG_HISTORIES_STAT_SUM = "IAEA_ORIG_HISTORIES"
 
 #: Rows converted and handed to the C library per batch (bounds the staging buffer to ~7 MB).
 _WRITE_BATCH_ROWS = 65_536
@@ -251,6 +264,9 @@ def load_libmcpl() -> ctypes.CDLL:
     declare("mcpl_close_outfile", None, _OutFile)
     declare("mcpl_closeandgzip_outfile", ctypes.c_int, _OutFile)
     declare("mcpl_set_error_handler", None, _MSG_CALLBACK)
+    if hasattr(lib, "mcpl_hdr_add_stat_sum"):  # MCPL >= 2.0; checked again where it is needed
+        lib.mcpl_hdr_add_stat_sum.restype = None
+        lib.mcpl_hdr_add_stat_sum.argtypes = [_OutFile, ctypes.c_char_p, ctypes.c_double]
     lib.mcpl_set_error_handler(_ERROR_HANDLER)
     if hasattr(lib, "mcpl_set_print_handler"):  # MCPL >= 2.1
         lib.mcpl_set_print_handler.restype = None
@@ -318,8 +334,13 @@ class McplReader(PhaseSpaceReader):
 
     Attributes:
         source_name: the application that wrote the file (MCPL header).
-        comments: the header comments.
+        comments: the header comments (``stat:sum:`` entries included, as stored).
         double_precision: whether the file stores float64.
+        stat_sums: the MCPL 2 ``stat:sum:`` header entries, key -> value
+            (``None`` for a value the writing application never finalised).
+        orig_histories: number of original histories, from the
+            ``stat:sum:IAEA_ORIG_HISTORIES`` entry gansim writes (see
+            :data:`ORIG_HISTORIES_STAT_SUM`); ``None`` when the file has none.
     """
 
     format_name = "mcpl"
@@ -337,17 +358,32 @@ class McplReader(PhaseSpaceReader):
             self.comments = [str(c) for c in f.comments]
             self.universal_pdgcode = int(f.opt_universalpdgcode)
             self.universal_weight = float(f.opt_universalweight)
+            try:
+                sums = getattr(f, "stat_sum", None)  # mcpl >= 2.0
+                self.stat_sums: dict[str, float | None] = dict(sums) if sums is not None else {}
+            except self._mcpl.MCPLError as exc:
+                raise DataError(f"{self.path}: malformed stat:sum: entry in the MCPL header ({exc})") from exc
             header_size = int(f.headersize)
             particle_size = int(f.particlesize)
         finally:
             _close_mcplfile(f)
         self._check_size(header_size, particle_size)
+        self.orig_histories = self._orig_histories()
         cols = [*_REQUIRED, "GlobalTime", "Weight", "PDGCode"]
         if self.has_polarisation:
             cols += list(_POLARISATION)
         if self.has_userflags:
             cols.append("UserFlags")
         self._columns = cols
+
+    def _orig_histories(self) -> int | None:
+        """``stat:sum:IAEA_ORIG_HISTORIES`` as an integer, ``None`` when absent or not finalised."""
+        value = self.stat_sums.get(ORIG_HISTORIES_STAT_SUM)
+        if value is None:
+            return None
+        if not (value >= 0 and float(value).is_integer()):
+            raise DataError(f"{self.path}: stat:sum:{ORIG_HISTORIES_STAT_SUM} is {value!r}; expected a whole number of histories")
+        return int(value)
 
     def _open(self, blocklength: int, *, warn: bool = False) -> Any:
         """Open with the mcpl package; its errors and (with ``warn``) its stdout warnings become gansim's."""
@@ -457,24 +493,39 @@ class McplWriter(PhaseSpaceWriter):
         path: target file, normally ``*.mcpl`` or ``*.mcpl.gz``.
         columns: fixed column list (default: the first chunk's columns).
         force: overwrite an existing target.
-        pdgcode: PDG code of every particle when there is no ``PDGCode`` column
-            (stored once in the header as MCPL's "universal PDG code"; non-zero).
+        particle: type of every particle when there is no ``PDGCode`` column:
+            "gamma"/"photon", "e-"/"electron", "e+"/"positron", "neutron",
+            "proton" or an integer PDG code (see
+            :func:`~gansim.io.phsp.columns.particle_pdg_code`); stored once in
+            the header as MCPL's "universal PDG code". Ignored when the table
+            has a ``PDGCode`` column. Without either, writing raises a
+            :class:`DataError`: gansim does not guess the particle type.
+        pdgcode: alias of ``particle`` kept for compatibility (an integer PDG
+            code); giving both with different values is a :class:`ConfigError`.
+        orig_histories: number of original histories behind the particles
+            (IAEA ``$ORIG_HISTORIES``, needed to normalise doses), stored as the
+            MCPL 2 header entry ``stat:sum:IAEA_ORIG_HISTORIES`` and read back
+            as :attr:`McplReader.orig_histories`.
         double_precision: store float64 instead of float32 (MCPL default: float32).
         source_name: "source" string of the MCPL header.
         comments: header comments, one string each.
         gzip: compress to ``.mcpl.gz``; ``None`` (default) decides from the
             target name (compressed iff it ends in ``.gz``). MCPL readers choose
             decompression by that suffix, so a mismatch is refused.
-        drop_unknown: silently leave out columns MCPL cannot store (otherwise
-            they raise a :class:`DataError` listing them).
+        drop_unknown: silently leave out columns MCPL cannot store, such as
+            ``NewHistory`` or ``EventID`` (otherwise they raise a
+            :class:`DataError` listing them; CLI: ``--drop-unknown``).
         normalize_directions: rescale directions to unit length (MCPL only stores
             unit vectors). With ``False``, a vector whose squared length is off by
             more than 1e-5 raises a :class:`DataError` instead.
 
     Required columns: ``KineticEnergy`` [MeV, >= 0], ``PrePosition_X/Y/Z`` [mm],
-    ``PreDirection_X/Y/Z``. Optional: ``GlobalTime`` [ns] (else 0), ``Weight``
-    (else every weight is 1, stored once in the header), ``PDGCode`` (else
-    ``pdgcode``), ``Polarisation_X/Y/Z`` (all three), ``UserFlags`` (uint32).
+    ``PreDirection_X/Y/Z``, and ``PDGCode`` unless ``particle`` is given.
+    Optional: ``GlobalTime`` [ns] (else 0), ``Weight`` (else every weight is 1,
+    stored once in the header), ``Polarisation_X/Y/Z`` (all three),
+    ``UserFlags`` (uint32). Positions, times, weights and polarisations must be
+    finite (a :class:`DataError` names the column and the first bad row): the
+    C library would store NaN or infinity without a word.
 
     Speed: rows are converted in NumPy batches into an array laid out exactly
     like ``mcpl_particle_t``; the only per-row Python work is one
@@ -494,7 +545,9 @@ class McplWriter(PhaseSpaceWriter):
         *,
         columns: Sequence[str] | None = None,
         force: bool = False,
-        pdgcode: int = 22,
+        particle: str | int | None = None,
+        pdgcode: int | None = None,
+        orig_histories: int | None = None,
         double_precision: bool = False,
         source_name: str = "gansim",
         comments: Sequence[str] = (),
@@ -511,14 +564,30 @@ class McplWriter(PhaseSpaceWriter):
                 f"{target}: gzip={gzip} does not match the file name; MCPL readers decompress exactly the files named *.gz, "
                 "so name the target '*.mcpl.gz' to compress it and '*.mcpl' otherwise"
             )
-        if isinstance(pdgcode, bool) or not isinstance(pdgcode, (int, np.integer)) or not (0 < abs(int(pdgcode)) < 2**31):
-            raise ConfigError(f"{target}: pdgcode must be a non-zero 32-bit integer, got {pdgcode!r}")
+        code = None if particle is None else particle_pdg_code(particle, option="particle", source=str(target))
+        if pdgcode is not None:
+            alias = particle_pdg_code(pdgcode, option="pdgcode", source=str(target))
+            if code is not None and alias != code:
+                raise ConfigError(f"{target}: particle={particle!r} (PDG code {code}) and pdgcode={pdgcode!r} disagree; give only one")
+            code = alias
+        if orig_histories is not None and (
+            isinstance(orig_histories, bool) or not isinstance(orig_histories, (int, np.integer)) or orig_histories < 0
+        ):
+            raise ConfigError(f"{target}: orig_histories must be an integer >= 0, got {orig_histories!r}")
         if isinstance(comments, str):
             comments = (comments,)
         for text in (source_name, *comments):
             if not isinstance(text, str) or "\0" in text:
                 raise ConfigError(f"{target}: MCPL source name and comments must be strings without NUL characters, got {text!r}")
-        self.pdgcode = int(pdgcode)
+        for text in comments:
+            if text.startswith("stat:sum:"):
+                raise ConfigError(
+                    f"{target}: comment {text!r} starts with 'stat:sum:', which MCPL reserves for statistics; "
+                    "pass orig_histories=... for the number of histories, or reword the comment"
+                )
+        #: PDG code of every row when the table has no PDGCode column (None: not given).
+        self.pdgcode: int | None = code
+        self.orig_histories = None if orig_histories is None else int(orig_histories)
         self.double_precision = bool(double_precision)
         self.source_name = source_name
         self.comments = tuple(comments)
@@ -530,7 +599,11 @@ class McplWriter(PhaseSpaceWriter):
         if columns is not None:
             # Fail before any file is created.
             self._plan(list(columns), source=str(target))
-        load_libmcpl()
+        lib = load_libmcpl()
+        if self.orig_histories is not None and not hasattr(lib, "mcpl_hdr_add_stat_sum"):
+            raise McplLibraryError(
+                f"{target}: orig_histories needs MCPL >= 2.0 (mcpl_hdr_add_stat_sum); upgrade with `pip install -U mcpl-core`"
+            )
         super().__init__(target, columns=columns, force=force)
 
     # -- planning ---------------------------------------------------------------------
@@ -543,11 +616,17 @@ class McplWriter(PhaseSpaceWriter):
         pol = [c for c in _POLARISATION if c in columns]
         if pol and len(pol) != 3:
             raise DataError(f"{source}: polarisation needs all of {', '.join(_POLARISATION)}; got only {', '.join(pol)}")
+        if "PDGCode" not in columns and self.pdgcode is None:
+            raise DataError(
+                f"{source}: the table has no PDGCode column and no particle type was given; MCPL stores the type of "
+                "every particle, so say what they are: particle='gamma' (or 'e-', 'e+', 'neutron', 'proton', a PDG code; "
+                "pdgcode=22 also works) in Python, --particle gamma on the command line"
+            )
         unknown = [c for c in columns if c not in MCPL_COLUMNS]
         if unknown and not self.drop_unknown:
             raise DataError(
                 f"{source}: MCPL cannot store column(s) {', '.join(unknown)}; it stores {', '.join(MCPL_COLUMNS)}. "
-                "Pass drop_unknown=True to leave them out."
+                "Pass drop_unknown=True (command line: --drop-unknown) to leave them out."
             )
         return [c for c in columns if c in MCPL_COLUMNS]
 
@@ -568,7 +647,10 @@ class McplWriter(PhaseSpaceWriter):
             lib.mcpl_hdr_add_comment(handle, comment.encode("utf-8"))
         if self.double_precision:
             lib.mcpl_enable_doubleprec(handle)
+        if self.orig_histories is not None:
+            lib.mcpl_hdr_add_stat_sum(handle, ORIG_HISTORIES_STAT_SUM.encode("ascii"), float(self.orig_histories))
         if "PDGCode" not in self._stored:
+            assert self.pdgcode is not None  # _plan refuses the column set otherwise
             lib.mcpl_enable_universal_pdgcode(handle, self.pdgcode)
         if "Weight" not in self._stored:
             lib.mcpl_enable_universal_weight(handle, 1.0)
@@ -580,6 +662,26 @@ class McplWriter(PhaseSpaceWriter):
 
     # -- writing ----------------------------------------------------------------------
 
+    def _finite(self, chunk: Table, name: str, lo: int, hi: int, src: str) -> np.ndarray:
+        """Rows ``lo:hi`` of column ``name`` as float64; DataError naming the first NaN/Inf (or float32 overflow)."""
+        values = np.asarray(chunk[name][lo:hi], dtype=np.float64)
+        bad = ~np.isfinite(values)
+        limit = None
+        if not self.double_precision:
+            # Stored as float32 in MCPL units: larger values would become infinite in the file.
+            scale = _CM_TO_MM if name in _POSITION else _MS_TO_NS if name == "GlobalTime" else 1.0
+            limit = float(np.finfo(np.float32).max) * scale
+            bad |= np.abs(values) > limit
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            unit = " mm" if name in _POSITION else " ns" if name == "GlobalTime" else ""
+            raise DataError(
+                f"{src}: column {name!r} must hold finite numbers"
+                + (" within float32 range (or pass double_precision=True)" if limit is not None else "")
+                + f"; row {self.rows_written + lo + first} has {values[first]!r}{unit}"
+            )
+        return values
+
     def _fill(self, chunk: Table, lo: int, hi: int, buf: np.ndarray) -> None:
         """Convert rows ``lo:hi`` of ``chunk`` into ``buf`` (MCPL units), validating what libmcpl would reject."""
         src = f"{self.path} (rows {self.rows_written + lo}..{self.rows_written + hi - 1} of the output)"
@@ -590,7 +692,7 @@ class McplWriter(PhaseSpaceWriter):
             raise DataError(f"{src}: KineticEnergy must be finite and >= 0; row {self.rows_written + lo + first} has {ekin[first]!r} MeV")
         buf["ekin"] = ekin
         for i, name in enumerate(_POSITION):
-            buf["position"][:, i] = np.asarray(chunk[name][lo:hi], dtype=np.float64) / _CM_TO_MM
+            buf["position"][:, i] = self._finite(chunk, name, lo, hi, src) / _CM_TO_MM
         u = np.stack([np.asarray(chunk[name][lo:hi], dtype=np.float64) for name in _DIRECTION], axis=1)
         norm2 = np.einsum("ij,ij->i", u, u)
         if self.normalize_directions:
@@ -608,15 +710,15 @@ class McplWriter(PhaseSpaceWriter):
                     "MCPL needs unit vectors (use normalize_directions=True)"
                 )
         buf["direction"] = u
-        buf["time"] = np.asarray(chunk["GlobalTime"][lo:hi], dtype=np.float64) / _MS_TO_NS if "GlobalTime" in self._stored else 0.0
-        buf["weight"] = np.asarray(chunk["Weight"][lo:hi], dtype=np.float64) if "Weight" in self._stored else 1.0
+        buf["time"] = self._finite(chunk, "GlobalTime", lo, hi, src) / _MS_TO_NS if "GlobalTime" in self._stored else 0.0
+        buf["weight"] = self._finite(chunk, "Weight", lo, hi, src) if "Weight" in self._stored else 1.0
         if "PDGCode" in self._stored:
             buf["pdgcode"] = _as_int_column(chunk["PDGCode"][lo:hi], "PDGCode", -(2**31), 2**31 - 1, src)
         else:
             buf["pdgcode"] = self.pdgcode
         if "Polarisation_X" in self._stored:
             for i, name in enumerate(_POLARISATION):
-                buf["polarisation"][:, i] = np.asarray(chunk[name][lo:hi], dtype=np.float64)
+                buf["polarisation"][:, i] = self._finite(chunk, name, lo, hi, src)
         else:
             buf["polarisation"] = 0.0
         if "UserFlags" in self._stored:

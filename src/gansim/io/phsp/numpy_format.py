@@ -103,18 +103,35 @@ def _column_dtypes(
     return dtypes
 
 
-def _checked_column(path: Path, column: str, values: Any, target: np.dtype, forced: bool) -> np.ndarray:
-    """``values`` as an array, refusing non-numbers and, for kept dtypes, casts across kinds.
+def _checked_column(path: Path, column: str, values: Any, target: np.dtype, forced: bool, first_row: int = 0) -> np.ndarray:
+    """``values`` as an array, refusing non-numbers, casts across kinds and integer casts that change values.
 
-    With a dtype forced by the caller (e.g. float32) any numeric cast is
-    intended; when the first chunk set the dtype, a later float chunk must not
-    be truncated silently into an int column.
+    With a dtype forced by the caller (e.g. float32) a numeric cast is
+    intended, and float -> float rounding (float64 -> float32) is accepted;
+    but an integer (or bool) column must come back unchanged: float32 holds
+    integers exactly only up to 2**24, so an ``EventID`` of 16777217 would be
+    stored as 16777216. That is a :class:`DataError` naming the column and the
+    first value that changes (``first_row`` is the output row of ``values[0]``).
+    When the first chunk set the dtype, a later float chunk must not be
+    truncated silently into an int column.
     """
     col = np.asarray(values)
     if not _is_numeric(col.dtype):
         raise DataError(f"{path}: column {column!r} of this chunk has dtype {col.dtype}; expected numbers")
     if not forced and not np.can_cast(col.dtype, target, casting="same_kind"):
         raise DataError(f"{path}: column {column!r} of this chunk has dtype {col.dtype}; the file stores {target}")
+    if forced and col.dtype.kind in "biu" and col.dtype != target and col.size:
+        with np.errstate(all="ignore"):
+            back = col.astype(target).astype(col.dtype)
+        changed = back != col
+        if changed.any():
+            i = int(np.flatnonzero(changed)[0])
+            hint = " (float32 holds integers exactly only up to 2**24 = 16777216)" if target == np.float32 else ""
+            raise DataError(
+                f"{path}: integer column {column!r} does not fit dtype {target}: row {first_row + i} holds {col[i].item()!r}, "
+                f"which would be stored as {col[i:i + 1].astype(target)[0].item()!r}{hint}; write a .npz or .root file, "
+                "or pass dtype=None to keep each column's dtype"
+            )
     return col
 
 
@@ -279,6 +296,14 @@ class NpyWriter(PhaseSpaceWriter):
         dtype: dtype of every field, ``"f4"`` (float32, gaga-phsp) by default;
             ``None`` keeps each column's dtype from the first chunk.
 
+    Precision with the default ``dtype="f4"``: float64 columns are rounded to
+    float32 (about 7 significant digits) without a word, because that is
+    gaga-phsp's layout and what its tools expect. Integer columns, though,
+    must survive the cast exactly: a value that float32 cannot hold (an
+    ``EventID`` above 2**24 = 16777216 that is not a multiple of a power of
+    two) raises a :class:`DataError` naming the column and the first such
+    value; write ``.npz`` or ``.root`` instead, or pass ``dtype=None``.
+
     The file is byte-identical to ``np.save(path, structured_array)`` and
     loads with a plain ``np.load``.
     """
@@ -323,7 +348,8 @@ class NpyWriter(PhaseSpaceWriter):
         forced = self._forced is not None
         for c in self._record.names or ():
             target = self._record.fields[c][0]  # type: ignore[index]
-            rows[c] = _checked_column(self.path, c, chunk[c], target, forced)  # casts, e.g. float64 -> float32
+            # casts, e.g. float64 -> float32
+            rows[c] = _checked_column(self.path, c, chunk[c], target, forced, self.rows_written)
         rows.tofile(self._fp)
 
     def _finish(self) -> None:
@@ -458,7 +484,8 @@ class NpzWriter(PhaseSpaceWriter):
         compress: deflate the members (as ``np.savez_compressed``); default
             stored, as ``np.savez``.
         dtype: dtype of every column; ``None`` (default) keeps each column's
-            dtype from the first chunk.
+            dtype from the first chunk. A forced dtype rounds floats but
+            refuses integer values it cannot hold exactly (as :class:`NpyWriter`).
 
     Each column streams to its own temporary raw file beside the target; the
     archive (ZIP64 when large) is assembled on :meth:`close`, so a run needs
@@ -504,7 +531,7 @@ class NpzWriter(PhaseSpaceWriter):
     def _write(self, chunk: Table, n: int) -> None:
         forced = self._forced is not None
         for c, (_, fp) in self._raw.items():
-            col = _checked_column(self.path, c, chunk[c], self._dtypes[c], forced)
+            col = _checked_column(self.path, c, chunk[c], self._dtypes[c], forced, self.rows_written)
             np.ascontiguousarray(col, dtype=self._dtypes[c]).tofile(fp)
 
     def _finish(self) -> None:
