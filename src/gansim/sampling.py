@@ -41,17 +41,29 @@ def _cond_chunks(cond_file: Path, file_keys: list[str], start: int, n: int, chun
                 return
 
 
-def _generate_rows(model: Any, writer: Any, start: int, n: int, cond: Mapping[str, float], cond_file: Path | None, file_keys: list[str], seed: int, batch_size: int) -> int:
+def _with_conditions(table: dict[str, np.ndarray], cond: Mapping[str, Any], keys: list[str], m: int) -> dict[str, np.ndarray]:
+    """Add the condition columns (float32, one value per row) to a generated table."""
+    out = dict(table)
+    for key in keys:
+        value = np.asarray(cond[key], dtype=np.float32)
+        out[key] = np.full(m, value, dtype=np.float32) if value.ndim == 0 else value
+    return out
+
+
+def _generate_rows(
+    model: Any, writer: Any, start: int, n: int, cond: Mapping[str, float], cond_file: Path | None, file_keys: list[str], seed: int, batch_size: int, keep_conditions: bool
+) -> int:
     if cond_file is None:
         for table in model.iter_samples(n, cond=dict(cond) or None, seed=seed, batch_size=batch_size, start=start):
-            writer.write(table)
+            m = len(next(iter(table.values())))
+            writer.write(_with_conditions(table, cond, model.cond_keys, m) if keep_conditions else table)
         return n
     written = 0
     for chunk in _cond_chunks(cond_file, file_keys, start, n, batch_size):
         m = len(next(iter(chunk.values())))
         merged = {**chunk, **{k: v for k, v in cond.items()}}
         for table in model.iter_samples(m, cond=merged, seed=seed, batch_size=batch_size, start=start + written):
-            writer.write(table)
+            writer.write(_with_conditions(table, merged, model.cond_keys, m) if keep_conditions else table)
         written += m
     return written
 
@@ -68,12 +80,14 @@ def generate_to_file(
     device: str = "auto",
     force: bool = False,
     writer_options: Mapping[str, Any] | None = None,
+    keep_conditions: bool = False,
 ) -> int:
     """Generate particles from a model directory into ``output``; return the number of rows written.
 
     Conditions come from ``cond`` (one value each, by name), from the columns of
     ``cond_file`` named like the model's conditions (one row per particle), or
-    from both (each condition from exactly one of them).
+    from both (each condition from exactly one of them). ``keep_conditions``
+    writes the condition columns beside the generated ones.
     """
     writer_options = dict(writer_options or {})
     from gansim.models import load_model
@@ -99,6 +113,7 @@ def generate_to_file(
     if n < 0:
         raise DataError(f"-n must be >= 0, got {n}")
     dist = init_distributed(device)
+    columns_out: list[str] = []
     try:
         from gansim.training.device import resolve_device
 
@@ -117,22 +132,23 @@ def generate_to_file(
                 raise DataError(f"{cond_path}: no column for condition(s) {missing} and no --cond for them; the model needs {model.cond_keys}, the file has {', '.join(columns)}")
             if not file_keys:
                 raise DataError(f"{cond_path}: holds none of the model's conditions {model.cond_keys}")
+        columns_out = model.keys + (model.cond_keys if keep_conditions else [])
         if not dist.enabled:
-            with open_writer(output, columns=model.keys, force=force, **writer_options) as writer:
-                return _generate_rows(model, writer, 0, n, cond, cond_path, file_keys, seed, batch_size)
+            with open_writer(output, columns=columns_out, force=force, **writer_options) as writer:
+                return _generate_rows(model, writer, 0, n, cond, cond_path, file_keys, seed, batch_size, keep_conditions)
         # Each process writes its contiguous share; process 0 joins the parts in rank order.
         share = [n * r // dist.world_size for r in range(dist.world_size + 1)]
         part = output.with_name(f".{output.name}.part{dist.rank}{_suffix(output)}")
-        with open_writer(part, columns=model.keys, force=True, **writer_options) as writer:
-            _generate_rows(model, writer, share[dist.rank], share[dist.rank + 1] - share[dist.rank], cond, cond_path, file_keys, seed, batch_size)
+        with open_writer(part, columns=columns_out, force=True, **writer_options) as writer:
+            _generate_rows(model, writer, share[dist.rank], share[dist.rank + 1] - share[dist.rank], cond, cond_path, file_keys, seed, batch_size, keep_conditions)
         dist.barrier()
         if dist.is_main:
             parts = [output.with_name(f".{output.name}.part{r}{_suffix(output)}") for r in range(dist.world_size)]
             check_writable(output, force)
-            with open_writer(output, columns=model.keys, force=force, **writer_options) as writer:
+            with open_writer(output, columns=columns_out, force=force, **writer_options) as writer:
                 for p in parts:
                     with open_reader(p) as reader:
-                        for chunk in reader.iter_chunks(batch_size, model.keys):
+                        for chunk in reader.iter_chunks(batch_size, columns_out):
                             writer.write(chunk)
             for p in parts:
                 _remove_phsp(p)

@@ -267,6 +267,10 @@ def test_cond_file_and_cond_together(tmp_path: Path) -> None:
     assert code == 0, output
     code, output = _run("generate", tmp_path / "r" / "model", "-o", tmp_path / "g2.npy", "--cond-file", tmp_path / "c1.npy")
     assert code == 2 and "C2" in output
+    code, output = _run("generate", tmp_path / "r" / "model", "-o", tmp_path / "g3.npy", "--cond-file", tmp_path / "c1.npy", "--cond", "C2=0.25", "--with-conditions")
+    assert code == 0, output
+    out = read_table(tmp_path / "g3.npy")
+    assert set(out) == {"A", "C1", "C2"} and np.all(out["C2"] == 0.25) and np.all(out["C1"] == 0.5)
 
 
 def test_info_shows_units_and_escapes_markup(gaussian_npy: Path, config_file: Path, tmp_path: Path) -> None:
@@ -274,3 +278,24 @@ def test_info_shows_units_and_escapes_markup(gaussian_npy: Path, config_file: Pa
     assert _run("train", gaussian_npy, config_file, "-o", run)[0] == 0
     code, output = _run("info", run / "model")
     assert code == 0 and "run[mm]" in output.replace("\n", "")
+
+
+def test_sigterm_leaves_no_partial_output(gaussian_npy: Path, config_file: Path, tmp_path: Path) -> None:
+    """A generation killed by a scheduler (SIGTERM) removes its temporary file and leaves no output."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    assert _run("train", gaussian_npy, config_file, "-o", run)[0] == 0
+    out = tmp_path / "big.npy"
+    proc = subprocess.Popen([sys.executable, "-m", "gansim", "generate", str(run / "model"), "-n", "500000000", "-o", str(out), "--seed", "1", "--device", "cpu"])
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.name.startswith(".big.npy") for p in tmp_path.iterdir()):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert not out.exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".big.npy")]

@@ -179,6 +179,7 @@ def generate(
     device: Annotated[str, typer.Option("--device")] = "auto",
     particle: Annotated[Optional[str], typer.Option("--particle", help="particle type for MCPL/IAEA output when the model has no PDGCode (gamma, e-, e+, neutron, proton or a PDG code)")] = None,
     drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="leave out columns the output format cannot store (MCPL, IAEA)")] = False,
+    with_conditions: Annotated[bool, typer.Option("--with-conditions", help="write the condition columns beside the generated ones")] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite OUTPUT")] = False,
 ) -> None:
     """Generate N particles from MODEL into OUTPUT, in bounded memory."""
@@ -191,9 +192,10 @@ def generate(
             seed = secrets.randbits(31)
             if _is_main_process():
                 console.print(f"seed: {seed} (pass --seed {seed} to generate the same particles again)", highlight=False, markup=False)
-        writer_options = {k: v for k, v in (("particle", particle), ("drop_unknown", drop_unknown or None)) if v is not None}
+        writer_options = {k: v for k, v in (("particle", _particle_arg(particle)), ("drop_unknown", drop_unknown or None)) if v is not None}
         written = generate_to_file(
-            model, output, n=n, cond=_parse_conds(cond), cond_file=cond_file, seed=seed, batch_size=batch_size, device=device, force=force, writer_options=writer_options
+            model, output, n=n, cond=_parse_conds(cond), cond_file=cond_file, seed=seed, batch_size=batch_size, device=device, force=force,
+            writer_options=writer_options, keep_conditions=with_conditions,
         )
         if _is_main_process():
             out.print(f"{written:,d} particles written to {output} (seed {seed})", highlight=False, markup=False)
@@ -337,8 +339,22 @@ def demo(
         _fail(err)
 
 
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM (batch schedulers, `timeout`) into SystemExit so half-written outputs are removed, not left behind."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. embedded): leave the default
+        pass
+
+
 def main() -> None:
-    """Entry point of ``python -m gansim``."""
+    """Entry point of ``python -m gansim`` and the ``gansim`` script."""
+    _exit_on_sigterm()
     app()
 
 

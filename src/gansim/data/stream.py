@@ -9,6 +9,7 @@ own disjoint share.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,9 +17,27 @@ import numpy as np
 import torch
 
 from gansim.errors import DataError
-from gansim.training.objective import BatchSource
 
-__all__ = ["InMemoryBatches", "StreamingBatches"]
+__all__ = ["BatchSource", "InMemoryBatches", "StreamingBatches"]
+
+
+class BatchSource(abc.ABC):
+    """Endless, resumable stream of training batches already on the training device."""
+
+    #: Real rows in one batch of this process.
+    batch_size: int
+
+    @abc.abstractmethod
+    def next_batch(self) -> Any:
+        """The next batch (tensors on the training device)."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Position in the stream (plain data), enough to continue exactly."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a position saved by :meth:`state_dict`."""
 
 
 def _epoch_rng(seed: int, epoch: int, chunk: int = 0) -> np.random.Generator:

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from gansim.data.stream import BatchSource  # the stream interface lives with the data; re-exported for families
+
 __all__ = ["Phase", "Objective", "BatchSource"]
 
 
@@ -62,22 +64,3 @@ class Objective(abc.ABC):
 
     def after_step(self, phase: str) -> None:  # noqa: B027 - optional hook
         """Called after each optimiser step of ``phase`` (e.g. WGAN weight clamping)."""
-
-
-class BatchSource(abc.ABC):
-    """Endless, resumable stream of training batches already on the training device."""
-
-    #: Real rows in one batch of this process.
-    batch_size: int
-
-    @abc.abstractmethod
-    def next_batch(self) -> Any:
-        """The next batch (tensors on the training device)."""
-
-    @abc.abstractmethod
-    def state_dict(self) -> dict[str, Any]:
-        """Position in the stream (plain data), enough to continue exactly."""
-
-    @abc.abstractmethod
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a position saved by :meth:`state_dict`."""
