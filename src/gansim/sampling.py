@@ -89,7 +89,11 @@ def generate_to_file(
     from both (each condition from exactly one of them). ``keep_conditions``
     writes the condition columns beside the generated ones.
     """
-    writer_options = dict(writer_options or {})
+    from gansim.io.phsp import accepted_writer_options
+
+    # options such as particle/drop_unknown concern MCPL and IAEA only; other formats store any column
+    accepted = accepted_writer_options(output)
+    writer_options = {k: v for k, v in (writer_options or {}).items() if k in accepted}
     from gansim.models import load_model
     from gansim.training.distributed import init_distributed
 

@@ -66,7 +66,7 @@ def test_train_refuses_non_empty_run_dir_and_resumes(gaussian_npy: Path, config_
     assert code == 0, output
     assert json.loads((run / "model" / "manifest.json").read_text())["training"]["rows_seen"] >= 4096
     code, output = _run("train", gaussian_npy, "-o", run, "--resume", "--batch-size", 8)
-    assert code == 2 and "only --total-rows" in output
+    assert code == 2 and "train.batch_size" in output and "cannot change" in output
 
 
 def test_unknown_config_keys_are_one_error_with_suggestions(gaussian_npy: Path, tmp_path: Path) -> None:
@@ -211,9 +211,14 @@ def test_particle_types(tmp_path: Path) -> None:
     """Mixed PDG codes need a choice; the chosen type is kept in generated files (MCPL included)."""
     rng = np.random.default_rng(1)
     n = 3000
-    arr = np.zeros(n, dtype=[("KineticEnergy", "<f4"), ("PrePosition_X", "<f4"), ("PDGCode", "<i4")])
+    names = ["KineticEnergy", "PrePosition_X", "PrePosition_Y", "PrePosition_Z", "PreDirection_X", "PreDirection_Y", "PreDirection_Z"]
+    arr = np.zeros(n, dtype=[(k, "<f4") for k in names] + [("PDGCode", "<i4")])
     arr["KineticEnergy"] = rng.uniform(0.1, 1, n)
-    arr["PrePosition_X"] = rng.normal(0, 1, n)
+    arr["PrePosition_X"], arr["PrePosition_Y"], arr["PrePosition_Z"] = rng.normal(0, 1, n), rng.normal(0, 1, n), 100.0
+    u = rng.normal(size=(n, 3))
+    u[:, 2] = -np.abs(u[:, 2]) - 2.0
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    arr["PreDirection_X"], arr["PreDirection_Y"], arr["PreDirection_Z"] = u.T
     arr["PDGCode"] = np.where(rng.uniform(size=n) < 0.3, 11, 22)
     data = tmp_path / "mixed.npz"
     np.savez(data, **{k: arr[k] for k in arr.dtype.names})
@@ -226,7 +231,9 @@ def test_particle_types(tmp_path: Path) -> None:
     code, output = _run("generate", tmp_path / "r" / "model", "-n", 200, "-o", tmp_path / "e.mcpl", "--seed", 1, "--drop-unknown")
     assert code == 0, output
     out = read_table(tmp_path / "e.mcpl")
-    assert np.all(out["PDGCode"] == 11)
+    assert np.all(out["PDGCode"] == 11) and len(out["PDGCode"]) == 200
+    assert _run("generate", tmp_path / "r" / "model", "-n", 200, "-o", tmp_path / "e.npz", "--seed", 1)[0] == 0
+    assert read_table(tmp_path / "e.npz")["PDGCode"].dtype == np.int32
     assert np.all(out["KineticEnergy"] >= 0)
 
 

@@ -38,7 +38,7 @@ def _linac(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     "linac": BuiltinDataset(
         "6 MV-like linac photons on a plane 700 mm below the target, 10x10 cm2 field at isocentre, "
-        "~10 % flattening-filter scatter (KineticEnergy, PrePosition_X/Y/Z, PreDirection_X/Y/Z)",
+        "~10 % flattening-filter scatter (KineticEnergy, PrePosition_X/Y/Z, PreDirection_X/Y/Z, PDGCode)",
         _linac,
     ),
 }

@@ -353,7 +353,7 @@ def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: Distribute
             "keys": [{"name": k, "unit": unit_of(k)} for k in gan_keys],
             "cond_keys": [{"name": k, "unit": unit_of(k)} for k in cond_keys],
             "constants": constants,
-            "output_keys": [k for k in keys if k in gan_keys or k in constants],
+            "output_keys": [k for k in keys if k in gan_keys or k in constants] + [k for k in constants if k not in keys],
             "transforms": {"x": x_pipe.to_dict(), "c": c_pipe.to_dict() if c_pipe is not None else None},
             "latent": {"dim": cfg.model.z_dim, "distribution": cfg.model.latent, "low": -1.0, "high": 1.0},
             "training": {

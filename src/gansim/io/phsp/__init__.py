@@ -12,6 +12,13 @@ with ``format=``::
 
 Tables are ``dict[str, np.ndarray]`` keyed by GATE column names in mm, MeV, ns
 (see :mod:`gansim.io.phsp.columns` for the mapping of MCPL and IAEA fields).
+
+Between formats, :func:`convert` streams a file into another; MCPL and IAEA
+cannot store every column (IAEA has no ``GlobalTime``, MCPL no
+``NewHistory``) and need to know the particle type::
+
+    convert("gate.root", "linac.IAEAphsp", particle="gamma")       # no PDGCode column in gate.root
+    convert("linac.mcpl", "linac.IAEAphsp", drop_unknown=True)      # leaves out GlobalTime
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ __all__ = [
     "read_table",
     "write_table",
     "convert",
+    "accepted_reader_options",
+    "accepted_writer_options",
     "PhaseSpaceReader",
     "PhaseSpaceWriter",
     "Table",
@@ -100,7 +109,7 @@ def _classes(fmt: str) -> tuple[type[PhaseSpaceReader], type[PhaseSpaceWriter]]:
     return getattr(module, reader_name), getattr(module, writer_name)
 
 
-def format_options(cls: type, *, skip: frozenset[str] = frozenset()) -> frozenset[str] | None:
+def _format_options(cls: type, *, skip: frozenset[str] = frozenset()) -> frozenset[str] | None:
     """Keyword options ``cls.__init__`` takes besides ``path`` (and ``skip``); ``None`` if it takes ``**kwargs``."""
     names: set[str] = set()
     for i, (name, param) in enumerate(inspect.signature(cls.__init__).parameters.items()):
@@ -113,11 +122,27 @@ def format_options(cls: type, *, skip: frozenset[str] = frozenset()) -> frozense
     return frozenset(names)
 
 
+def accepted_reader_options(path: str | Path, *, format: str | None = None) -> frozenset[str]:
+    """Names of the format options :func:`open_reader` takes for ``path`` (e.g. ``{"tree"}`` for ROOT)."""
+    options = _format_options(_classes(detect_format(path, format))[0])
+    return frozenset() if options is None else options
+
+
+def accepted_writer_options(path: str | Path, *, format: str | None = None) -> frozenset[str]:
+    """Names of the format options :func:`open_writer` takes for ``path`` (besides ``columns``, ``force``).
+
+    Lets a caller with generic options (``particle``, ``drop_unknown`` from a
+    command line) pass only those the output format takes, as :func:`convert` does.
+    """
+    options = _format_options(_classes(detect_format(path, format))[1], skip=_WRITER_COMMON)
+    return frozenset() if options is None else options
+
+
 def _check_options(path: str | Path, fmt: str, options: dict[str, Any], *, writer: bool) -> None:
     """Raise DataError for options the reader/writer of ``fmt`` does not take, saying which formats take them."""
     slot = 1 if writer else 0
     skip = _WRITER_COMMON if writer else frozenset()
-    own = format_options(_classes(fmt)[slot], skip=skip)
+    own = _format_options(_classes(fmt)[slot], skip=skip)
     if own is None:
         return
     bad = [name for name in options if name not in own]
@@ -131,7 +156,7 @@ def _check_options(path: str | Path, fmt: str, options: dict[str, Any], *, write
             if other == fmt:
                 continue
             try:  # an optional dependency that is missing just means "not listed"
-                other_options = format_options(_classes(other)[slot], skip=skip)
+                other_options = _format_options(_classes(other)[slot], skip=skip)
             except ImportError:
                 continue
             if other_options is None or name in other_options:
@@ -236,7 +261,7 @@ def convert(
     src_opts = dict(src_options or {})
     dst_opts = dict(dst_options or {})
     _, writer_cls = _classes(detect_format(dst, dst_opts.get("format")))
-    accepted = format_options(writer_cls, skip=_WRITER_COMMON)
+    accepted = _format_options(writer_cls, skip=_WRITER_COMMON)
     for name, value, default in (("drop_unknown", drop_unknown, False), ("particle", particle, None)):
         if value == default or (accepted is not None and name not in accepted):
             continue
