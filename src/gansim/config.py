@@ -10,10 +10,11 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gansim.errors import ConfigError
 
@@ -73,6 +74,13 @@ class TrainingSettings(StrictModel):
     validation_seed: int = Field(12345, ge=0)
     chunk_rows: int = Field(1_000_000, gt=0, description="rows read per chunk when streaming")
     in_memory_max_rows: int = Field(50_000_000, gt=0, description="larger data sets are streamed from disk")
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.strip().lower()):
+            raise ValueError(f"{value!r} is not a device; expected auto, cpu, cuda, cuda:N or mps")
+        return value.strip().lower()
 
 
 def _nearest(name: str, allowed: list[str]) -> str:

@@ -137,6 +137,10 @@ def generate_to_file(
             if not file_keys:
                 raise DataError(f"{cond_path}: holds none of the model's conditions {model.cond_keys}")
         columns_out = model.keys + (model.cond_keys if keep_conditions else [])
+        ratio = model.manifest.get("training", {}).get("data", {}).get("histories_per_particle")
+        if ratio and "orig_histories" in accepted and "orig_histories" not in writer_options:
+            # N generated particles stand for N × (histories per particle of the training file) primaries
+            writer_options["orig_histories"] = max(1, round(n * ratio))
         if not dist.enabled:
             with open_writer(output, columns=columns_out, force=force, **writer_options) as writer:
                 return _generate_rows(model, writer, 0, n, cond, cond_path, file_keys, seed, batch_size, keep_conditions)

@@ -306,3 +306,21 @@ def test_sigterm_leaves_no_partial_output(gaussian_npy: Path, config_file: Path,
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert not out.exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".big.npy")]
+
+
+def test_iaea_histories_carry_into_generated_files(tmp_path: Path) -> None:
+    """A model trained on an IAEA file records histories per particle; an IAEA output gets N × that ratio."""
+    from gansim.data.linac import generate_linac_phsp
+    from gansim.io.phsp import open_reader, write_table
+
+    table = generate_linac_phsp(3000, seed=1)
+    write_table(tmp_path / "beam.IAEAphsp", table, orig_histories=300_000)
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(tiny_config(train={"total_rows": 1024})))
+    assert _run("train", tmp_path / "beam.IAEAphsp", cfg, "-o", tmp_path / "r")[0] == 0
+    manifest = json.loads((tmp_path / "r" / "model" / "manifest.json").read_text())
+    assert manifest["training"]["data"]["histories_per_particle"] == pytest.approx(100.0)
+    code, output = _run("generate", tmp_path / "r" / "model", "-n", 500, "-o", tmp_path / "g.IAEAphsp", "--seed", 1)
+    assert code == 0, output
+    with open_reader(tmp_path / "g.IAEAphsp") as reader:
+        assert reader.orig_histories == 50_000 and reader.n_rows == 500

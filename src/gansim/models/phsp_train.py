@@ -313,6 +313,9 @@ def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: Distribute
         "heldout_rows": summary.heldout_rows,
         "validation": {"fraction": st.validation_fraction, "seed": st.validation_seed, "rule": "splitmix64(row_index ^ splitmix64(seed)) / 2**64 < fraction"},
         "streamed": not in_memory,
+        # IAEA/MCPL normalisation: primary histories behind the (selected) rows, for dose per history
+        "orig_histories": getattr(reader, "orig_histories", None),
+        "histories_per_particle": (reader.orig_histories / summary.total_rows) if getattr(reader, "orig_histories", None) else None,
         "min": {k: summary.minimum[k] for k in columns},
         "max": {k: summary.maximum[k] for k in columns},
     }
