@@ -320,12 +320,26 @@ class PhaseSpaceModel:
         """
         c = self._normalised_conditions(cond, n)
         z = self._latent(n, generator, seed, start)
-        y = self.generator(z, c)
+        y = self._forward(z, c)
         table = self.x_pipeline.inverse(y)
         out = {k: table[k] for k in self.gan_keys}
         for key, value in self.constants.items():
             out[key] = torch.full((n,), value, dtype=y.dtype, device=y.device)
         return {k: out[k] for k in self.keys}
+
+    #: Rows per forward pass on the CPU: small enough that the activations stay in cache
+    #: (measured: 4,096 rows run a 3×128 MLP ~1.6× faster than 100,000; benchmarks/README.md).
+    CPU_FORWARD_ROWS = 4096
+
+    def _forward(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        n = z.shape[0]
+        step = self.CPU_FORWARD_ROWS
+        if self.device.type != "cpu" or n <= 2 * step:
+            return self.generator(z, c)
+        out = torch.empty(n, self.generator.n_out, dtype=z.dtype)
+        for i in range(0, n, step):
+            out[i : i + step] = self.generator(z[i : i + step], None if c is None else c[i : i + step])
+        return out
 
     def _latent(self, n: int, generator: torch.Generator | None, seed: int | None, start: int) -> torch.Tensor:
         dim, dist = int(self.latent["dim"]), self.latent["distribution"]
