@@ -18,7 +18,7 @@ def tiny_config(**sections: dict[str, Any]) -> dict[str, Any]:
         "model": {"z_dim": 4, "g_width": 32, "g_depth": 1, "d_width": 32, "d_depth": 1},
         "loss": {"adversarial": "wasserstein", "penalty": "two_sided", "penalty_weight": 10.0, "d_steps": 2},
         "optim": {"G": {"lr": 1e-3}, "D": {"lr": 1e-3}},
-        "train": {"total_rows": 8192, "batch_size": 256, "tick_rows": 2048, "checkpoint_rows": 4096, "progress": False, "ema_halflife_rows": 2000},
+        "train": {"total_rows": 8192, "batch_size": 256, "tick_rows": 2048, "checkpoint_rows": 4096, "progress": False, "ema_halflife_rows": 2000, "evaluate": False},
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)

@@ -74,6 +74,7 @@ class TrainingSettings(StrictModel):
     validation_seed: int = Field(12345, ge=0)
     chunk_rows: int = Field(1_000_000, gt=0, description="rows read per chunk when streaming")
     in_memory_max_rows: int = Field(50_000_000, gt=0, description="larger data sets are streamed from disk")
+    evaluate: bool = Field(True, description="at the end, compare the model with the held-out rows: RUN/report/report.html, metrics in the manifest")
 
     @field_validator("device")
     @classmethod

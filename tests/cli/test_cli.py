@@ -324,3 +324,44 @@ def test_iaea_histories_carry_into_generated_files(tmp_path: Path) -> None:
     assert code == 0, output
     with open_reader(tmp_path / "g.IAEAphsp") as reader:
         assert reader.orig_histories == 50_000 and reader.n_rows == 500
+
+
+def test_train_accepts_gaga_phsp_options(gaussian_npy: Path, tmp_path: Path) -> None:
+    """A gaga-phsp JSON option file (with # comments) trains after translation; unknown keys are one error."""
+    options = {
+        "#": "gaga-phsp style options",
+        "# comment": "ignored",
+        "keys": "X Y",
+        "model": "v3",
+        "z_dim": 3,
+        "g_dim": 16,
+        "d_dim": 16,
+        "g_layers": 1,
+        "d_layers": 1,
+        "activation": "leaky_relu",
+        "loss": "wasserstein",
+        "penalty": "GP_SquareHinge",
+        "penalty_weight": 1,
+        "optimiser": "RMSprop",
+        "d_learning_rate": 1e-4,
+        "g_learning_rate": 1e-4,
+        "d_nb_update": 2,
+        "g_nb_update": 1,
+        "batch_size": 256,
+        "epoch": 1,
+        "shuffle": True,
+        "epoch_dump": 10,
+        "z_rand_type": "randn",
+    }
+    path = tmp_path / "g1.json"
+    path.write_text(json.dumps(options))
+    code, output = _run("train", gaussian_npy, path, "-o", tmp_path / "r", "--set", "train.progress=false")
+    assert code == 0, output
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["loss"]["penalty"] == "square_hinge" and config["optim"]["D"]["name"] == "rmsprop"
+    assert config["model"]["g_width"] == 16 and config["loss"]["d_steps"] == 2
+    options["g_dimm"] = 3
+    options["penalty"] = "GP_Square"
+    path.write_text(json.dumps(options))
+    code, output = _run("train", gaussian_npy, path, "-o", tmp_path / "r2")
+    assert code == 2 and "g_dimm" in output and "g_dim" in output and "GP_SquareHinge" in output

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -113,6 +114,7 @@ def train(
                     raise GansimError(f"{config}: differs from the config of the run being resumed ({output / 'config.json'}); resume without CONFIG")
         else:
             raw = read_config_file(config) if config is not None else {}
+            raw = _maybe_translate_gaga(raw, config, data)
         overrides: dict[str, Any] = {}
         if keys is not None:
             overrides.setdefault("data", {})["keys"] = [k.strip() for k in keys.split(",") if k.strip()]
@@ -136,6 +138,24 @@ def train(
             out.print(f"model written to {model_dir}", highlight=False, markup=False)
     except GansimError as err:
         _fail(err)
+
+
+def _maybe_translate_gaga(raw: dict[str, Any], config: Path | None, data: Path) -> dict[str, Any]:
+    """A gaga-phsp option file is translated to gansim's config; the translation's notes are printed."""
+    from gansim.models.gaga_config import is_gaga_options, translate_gaga_options
+
+    if config is None or not is_gaga_options(raw):
+        return raw
+    from gansim.io.phsp import open_reader
+
+    with open_reader(data) as reader:
+        n_rows = reader.n_rows
+    translated, notes = translate_gaga_options(raw, source=str(config), n_rows_hint=n_rows)
+    if _is_main_process():
+        console.print(f"{config}: gaga-phsp options, translated to gansim's config:", highlight=False, markup=False)
+        for note in notes:
+            console.print(f"  {note}", highlight=False, markup=False)
+    return translated
 
 
 #: Settings that may change when a run is resumed (the rest would break the checkpoint or the data order).
@@ -201,6 +221,80 @@ def generate(
             out.print(f"{written:,d} particles written to {output} (seed {seed})", highlight=False, markup=False)
     except GansimError as err:
         _fail(err)
+
+
+@app.command()
+def compare(
+    reference: Annotated[Path, typer.Argument(help="reference phase space (e.g. the Monte Carlo file)")],
+    generated: Annotated[Path, typer.Argument(help="generated phase space")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="report directory (report.html, metrics.json)")] = Path("report"),
+    keys: Annotated[Optional[str], typer.Option("--keys", help="columns to compare, comma separated (default: those both files have)")] = None,
+    cond: Annotated[Optional[str], typer.Option("--cond", help="condition columns: metrics are also given per condition bin")] = None,
+    bins: Annotated[int, typer.Option("--bins", min=1, help="quantile bins per condition column")] = 4,
+    max_rows: Annotated[int, typer.Option("--max-rows", min=100, help="rows of each file used (deterministic subsample above)")] = 200_000,
+    model: Annotated[Optional[Path], typer.Option("--model", help="model directory: its manifest and training curve go into the report")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing report")] = False,
+) -> None:
+    """Compare a generated phase space with a reference: distances, classifier AUC, HTML report."""
+    try:
+        from gansim.metrics.evaluate import compare_tables, write_evaluation
+
+        cond_keys = [c.strip() for c in cond.split(",")] if cond else []
+        cols = [c.strip() for c in keys.split(",")] + cond_keys if keys else None
+        tables = [_read_sample(path, cols, 2 * max_rows, seed) for path in (reference, generated)]
+        ref, gen = tables
+        key_list = [c.strip() for c in keys.split(",")] if keys else [k for k in ref if k in gen and k not in cond_keys and float(np.std(ref[k])) + float(np.std(gen[k])) > 0]
+        metrics, ref_used, gen_used = compare_tables(ref, gen, key_list, cond_keys=cond_keys, seed=seed, max_rows=max_rows, bins=bins)
+        manifest = stats = None
+        if model is not None:
+            from gansim.models.model_file import read_manifest
+            from gansim.training.stats import read_stats
+
+            manifest = read_manifest(model)
+            stats = read_stats(Path(model).parent) if (Path(model).parent / "stats.jsonl").exists() else None
+        report = write_evaluation(output, metrics, ref_used, gen_used, title=f"gansim compare: {generated} vs {reference}", stats=stats, manifest=manifest, force=force)
+        _print_metrics(metrics)
+        out.print(f"report: {report}", highlight=False, markup=False)
+    except GansimError as err:
+        _fail(err)
+
+
+def _read_sample(path: Path, columns: list[str] | None, target: int, seed: int) -> dict[str, np.ndarray]:
+    """A file's rows, or about ``target`` of them picked by a seeded hash of the row index when it holds more (bounded memory)."""
+    from gansim.data.split import heldout_mask
+    from gansim.io.phsp import open_reader
+
+    with open_reader(path) as reader:
+        n = reader.n_rows
+        if n is not None and n <= target:
+            return reader.read(columns)
+        fraction = target / n if n else 1.0
+        parts, start = [], 0
+        for chunk in reader.iter_chunks(1_000_000, columns):
+            m = len(next(iter(chunk.values())))
+            keep = heldout_mask(start, m, fraction, seed)
+            parts.append({k: v[keep] for k, v in chunk.items()})
+            start += m
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else reader.read(columns, max_rows=0)
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="generated vs reference")
+    for col in ("key", "unit", "W1", "W1 / std(ref)"):
+        table.add_column(col, justify="left" if col in ("key", "unit") else "right")
+    from gansim.io.phsp.columns import unit_of
+
+    for key, d in metrics["wasserstein"].items():
+        table.add_row(key, unit_of(key) or "1", f"{d['w1']:.4g}", f"{d['w1_rel']:.3f}")
+    out.print(table)
+    sw, clf = metrics.get("sliced_wasserstein"), metrics.get("classifier", {})
+    if sw:
+        out.print(f"sliced Wasserstein (standardised): {sw['sw1']:.4f}", highlight=False)
+    if clf.get("auc") is not None:
+        out.print(f"classifier two-sample AUC: {clf['auc']:.4f} ± {clf['auc_se']:.4f} (0.5 = indistinguishable)", highlight=False)
 
 
 @app.command()

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from gansim.errors import ModelFileError, OutputExistsError
 
-__all__ = ["MODEL_FORMAT", "MODEL_FORMAT_VERSION", "MANIFEST_NAME", "WEIGHTS_NAME", "save_model_dir", "read_manifest", "read_model_dir", "sha256_of_file", "resolve_model_dir"]
+__all__ = ["update_manifest", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "MANIFEST_NAME", "WEIGHTS_NAME", "save_model_dir", "read_manifest", "read_model_dir", "sha256_of_file", "resolve_model_dir"]
 
 MODEL_FORMAT = "gansim-model"
 MODEL_FORMAT_VERSION = 1
@@ -144,3 +144,19 @@ def save_model_dir(path: str | Path, manifest: dict[str, Any], tensors: dict[str
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def update_manifest(path: str | Path, updates: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``updates`` into a model's manifest (top-level keys replaced) and rewrite it atomically.
+
+    The weights are untouched, so their checksum in the manifest stays valid.
+    """
+    model_dir = resolve_model_dir(path)
+    manifest = read_manifest(model_dir)
+    manifest.update(updates)
+    tmp = model_dir / f".{MANIFEST_NAME}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(manifest, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, model_dir / MANIFEST_NAME)
+    return manifest

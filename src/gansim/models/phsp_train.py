@@ -380,5 +380,11 @@ def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: Distribute
         tensors.update({f"discriminator.{k}": v for k, v in d.state_dict().items()})
         save_model_dir(model_dir, manifest, tensors, force=True)
         log(f"model: {model_dir}")
+        if st.evaluate and summary.heldout_rows > 0:
+            from gansim.metrics.evaluate import evaluate_model
+
+            log("evaluating on the held-out rows ...")
+            evaluate_model(model_dir, run_dir, seed=st.seed)
+            log(f"report: {run_dir / 'report' / 'report.html'}")
     dist.barrier()
     return model_dir
