@@ -389,6 +389,23 @@ def _particle_arg(value: str | None) -> str | int | None:
         return value
 
 
+@app.command("import-gaga")
+def import_gaga_cmd(
+    pth: Annotated[Path, typer.Argument(help="gaga-phsp model file (.pth)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="gansim model directory to write")],
+    epoch: Annotated[Optional[int], typer.Option("--epoch", help="import the generator snapshot stored at this epoch")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite OUTPUT")] = False,
+) -> None:
+    """Convert a gaga-phsp model into a gansim model, reading its pickle as plain data only (no code runs)."""
+    try:
+        from gansim.io.gaga import import_gaga
+
+        model_dir = import_gaga(pth, output, force=force, epoch=epoch)
+        out.print(f"gaga-phsp model {pth} imported into {model_dir}", highlight=False, markup=False)
+    except GansimError as err:
+        _fail(err)
+
+
 @app.command("data")
 def data_cmd(
     name: Annotated[str, typer.Argument(help="built-in data set (see `gansim data list`)")],

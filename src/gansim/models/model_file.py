@@ -32,7 +32,7 @@ MANIFEST_NAME = "manifest.json"
 WEIGHTS_NAME = "weights.safetensors"
 _PICKLE_HINT = (
     "it is a Python pickle (e.g. a gaga-phsp .pth or a torch.save file). gansim never unpickles model files, "
-    "because loading a pickle can run arbitrary code (an importer for gaga-phsp models, `gansim import-gaga`, is planned)"
+    "because loading a pickle can run arbitrary code; convert a gaga-phsp model with `gansim import-gaga MODEL.pth -o MODEL_DIR`"
 )
 
 
