@@ -82,11 +82,16 @@ GAGA_OPTIONS: dict[str, Any] = {
 }
 
 
+#: Exit status of a benchmark whose peer is not installed (run_all.py reports it as skipped, not failed).
+EXIT_PEER_MISSING = 3
+
+
 def gaga_python() -> str:
     """The gaga venv's python, checked to import gaga_phsp; exits with a how-to message otherwise."""
     py = os.environ.get("GAGA_PYTHON", "/tmp/gaga/bin/python")
     if not Path(py).exists():
-        sys.exit(f"gaga python {py} not found.\n{GAGA_VENV_HELP}")
+        print(f"gaga python {py} not found.\n{GAGA_VENV_HELP}", file=sys.stderr)
+        sys.exit(EXIT_PEER_MISSING)
     probe = subprocess.run(
         [py, "-c", "import gaga_phsp, torch"],
         capture_output=True,
