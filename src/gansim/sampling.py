@@ -34,7 +34,7 @@ def _cond_chunks(cond_file: Path, file_keys: list[str], start: int, n: int, chun
             lo, hi = max(start, row), min(start + n, row + m)
             if lo < hi:
                 part = {k: v[lo - row : hi - row] for k, v in chunk.items()}
-                validate_table(part, source=f"{cond_file} (condition rows {lo} to {hi - 1})")
+                validate_table(part, source=f"{cond_file} (conditions)", first_row=lo)
                 yield part
             row += m
             if row >= start + n:

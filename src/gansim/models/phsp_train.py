@@ -24,7 +24,7 @@ from gansim.data.stream import InMemoryBatches, StreamingBatches
 from gansim.data.transforms import TablePipeline, direction_triplets, is_energy_column
 from gansim.errors import ConfigError, DataError, OutputExistsError
 from gansim.io.phsp import open_reader
-from gansim.io.phsp.columns import Table, unit_of
+from gansim.io.phsp.columns import Table, unit_of, validate_table
 from gansim.models.model_file import save_model_dir, sha256_of_file
 from gansim.models.phsp_gan import PhaseSpaceGANConfig, PhaseSpaceObjective, build_networks
 from gansim.training.device import resolve_device
@@ -108,15 +108,6 @@ def _resolve_keys(cfg: PhaseSpaceGANConfig, columns: list[str], source: str) -> 
     return keys, cond
 
 
-def _check_finite(chunk: Table, start: int, source: str) -> None:
-    for key, col in chunk.items():
-        if np.issubdtype(col.dtype, np.floating):
-            bad = ~np.isfinite(col)
-            if bad.any():
-                row = start + int(np.flatnonzero(bad)[0])
-                raise DataError(f"{source}: column {key!r} holds {int(bad.sum())} NaN/Inf value(s) (first at row {row}); expected finite numbers")
-
-
 def _split_chunks(
     reader: Any, columns: list[str], chunk_rows: int, max_rows: int | None, fraction: float, seed: int, source: str, particle: int | None = None
 ) -> Iterator[tuple[Table, np.ndarray]]:
@@ -132,7 +123,7 @@ def _split_chunks(
         if max_rows is not None and start + n > max_rows:
             chunk = {k: v[: max_rows - start] for k, v in chunk.items()}
             n = max_rows - start
-        _check_finite(chunk, start, source)
+        validate_table(chunk, source=source, first_row=start)
         mask = heldout_mask(start, n, fraction, seed)
         if particle is not None:
             keep = chunk["PDGCode"] == particle

@@ -15,8 +15,8 @@ def resolve_device(name: str | torch.device = "auto", *, local_rank: int | None 
     """Turn ``auto``/``cpu``/``cuda``/``cuda:N``/``mps`` into a usable :class:`torch.device`.
 
     ``auto`` falls back silently to the CPU. Asking explicitly for a device that is
-    not there is a :class:`ConfigError` (the user asked for it, so say so) rather than
-    GATE's ``exit(-1)``.
+    not there is a :class:`ConfigError` (the user asked for it, so say so), where
+    GATE's ``gpu_mode="gpu"`` ends the process.
     """
     if isinstance(name, torch.device):
         return name

@@ -128,6 +128,8 @@ class PhaseSpaceWriter(abc.ABC):
         self.path = check_writable(path, force)
         self.columns: list[str] | None = list(columns) if columns is not None else None
         self.rows_written = 0
+        #: dtypes of the first chunk's columns (even an empty chunk), for writers that keep them.
+        self.first_dtypes: dict[str, np.dtype] = {}
         self._tmp = temporary_sibling(self.path, self.temporary_suffix)
         self._closed = False
 
@@ -136,6 +138,8 @@ class PhaseSpaceWriter(abc.ABC):
         if self._closed:
             raise ValueError(f"{self.path}: writer already closed")
         n = validate_table(chunk, source=f"{self.path} (chunk to write)", finite=False)
+        if not self.first_dtypes:
+            self.first_dtypes = {k: np.asarray(v).dtype for k, v in chunk.items()}
         if self.columns is None:
             self.columns = list(chunk)
             self._start(self.columns)

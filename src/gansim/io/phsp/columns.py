@@ -160,7 +160,7 @@ def table_length(table: Table, *, source: str = "table") -> int:
     return 0 if n is None else n
 
 
-def validate_table(table: Table, *, source: str = "table", finite: bool = True) -> int:
+def validate_table(table: Table, *, source: str = "table", finite: bool = True, first_row: int = 0) -> int:
     """Check shapes (and, by default, that every float column is finite); return the row count."""
     from gansim.errors import DataError
 
@@ -171,7 +171,7 @@ def validate_table(table: Table, *, source: str = "table", finite: bool = True) 
             if np.issubdtype(col.dtype, np.floating):
                 bad = ~np.isfinite(col)
                 if bad.any():
-                    first = int(np.flatnonzero(bad)[0])
+                    first = first_row + int(np.flatnonzero(bad)[0])  # row number in the file, not the chunk
                     raise DataError(
                         f"{source}: column {key!r} holds {int(bad.sum())} NaN/Inf value(s) (first at row {first}); "
                         "expected finite numbers"

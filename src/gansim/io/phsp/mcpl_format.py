@@ -37,9 +37,9 @@ the default) and refuses zero-length or non-finite vectors with a
 :class:`~gansim.errors.DataError`.
 
 Library errors: ``libmcpl`` reports errors through a handler that must not
-return; when it does, the library calls ``exit(1)``. A Python callback cannot
+return, and ends the process itself when it does. A Python callback cannot
 raise through C, so gansim validates every value the library would reject
-*before* calling it (negative or non-finite energies, non-unit directions,
+*before* calling it and raises :class:`~gansim.errors.DataError` instead (negative or non-finite energies, non-unit directions,
 a zero universal PDG code...). The only failures left are I/O errors (disk
 full); for those the installed handler prints the library's message with
 the file name to ``stderr``, flushes Python's streams and removes the
@@ -151,7 +151,7 @@ _ACTIVE_TEMPS: dict[int, tuple[Path, Path]] = {}
 
 
 def _on_library_error(msg: bytes | None) -> None:
-    """Error handler given to libmcpl. The library calls ``exit(1)`` when it returns."""
+    """Error handler given to libmcpl (the library ends the process after it returns: clean up and say why)."""
     text = msg.decode("utf-8", "replace") if msg else "(no message)"
     targets = ", ".join(str(target) for target, _ in _ACTIVE_TEMPS.values()) or "(no file open)"
     for _target, tmp in list(_ACTIVE_TEMPS.values()):

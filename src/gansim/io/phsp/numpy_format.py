@@ -315,23 +315,15 @@ class NpyWriter(PhaseSpaceWriter):
     ) -> None:
         self._forced = _dtype_option(dtype, path)
         super().__init__(path, columns=columns, force=force)
-        self._seen: dict[str, np.dtype] = {}
         self._record: np.dtype | None = None
         self._fp: IO[bytes] | None = None
         self._header_len = 0
-
-    def write(self, chunk: Table) -> None:
-        # The base class calls _start() without the chunk and skips _write() for
-        # 0 rows: note the dtypes here so an empty first chunk still sets them.
-        if not self._seen and isinstance(chunk, dict):
-            self._seen = {k: np.asarray(v).dtype for k, v in chunk.items()}
-        super().write(chunk)
 
     def _start(self, columns: list[str]) -> None:
         super()._start(columns)
         if not columns:
             raise DataError(f"{self.path}: no columns to write")
-        dtypes = _column_dtypes(self.path, columns, self._seen, self._forced)
+        dtypes = _column_dtypes(self.path, columns, self.first_dtypes, self._forced)
         try:
             self._record = np.dtype([(c, dtypes[c]) for c in columns])
         except (TypeError, ValueError) as exc:  # duplicate or non-string names
@@ -506,15 +498,8 @@ class NpzWriter(PhaseSpaceWriter):
         self._forced = _dtype_option(dtype, path)
         super().__init__(path, columns=columns, force=force)
         self.compress = bool(compress)
-        self._seen: dict[str, np.dtype] = {}
         self._dtypes: dict[str, np.dtype] = {}
         self._raw: dict[str, tuple[Path, IO[bytes]]] = {}
-
-    def write(self, chunk: Table) -> None:
-        # Same reason as NpyWriter.write: keep the dtypes of an empty first chunk.
-        if not self._seen and isinstance(chunk, dict):
-            self._seen = {k: np.asarray(v).dtype for k, v in chunk.items()}
-        super().write(chunk)
 
     def _start(self, columns: list[str]) -> None:
         super()._start(columns)
@@ -522,7 +507,7 @@ class NpzWriter(PhaseSpaceWriter):
             raise DataError(f"{self.path}: no columns to write")
         if len(set(columns)) != len(columns):
             raise DataError(f"{self.path}: duplicate column names in {columns}")
-        self._dtypes = _column_dtypes(self.path, columns, self._seen, self._forced)
+        self._dtypes = _column_dtypes(self.path, columns, self.first_dtypes, self._forced)
         for i, c in enumerate(columns):
             # Index, not column name, in the file name: names may hold '/' or other odd characters.
             fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".col{i}.part", dir=self.path.parent)

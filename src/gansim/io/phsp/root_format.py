@@ -217,23 +217,15 @@ class RootWriter(PhaseSpaceWriter):
         self._file: Any = None
         self._out: Any = None
         self._dtypes: dict[str, np.dtype] = {}
-        self._seen_dtypes: dict[str, np.dtype] = {}
         self._pending: list[Table] = []
         self._pending_rows = 0
-
-    def write(self, chunk: Table) -> None:
-        # Remember the dtypes of the first chunk, even an empty one: the base
-        # class calls _start() without the chunk, and skips _write() for 0 rows.
-        if not self._seen_dtypes and isinstance(chunk, dict):
-            self._seen_dtypes = {k: np.asarray(v).dtype for k, v in chunk.items()}
-        super().write(chunk)
 
     def _start(self, columns: list[str]) -> None:
         super()._start(columns)
         if not columns:
             raise DataError(f"{self.path}: no columns to write")
         for c in columns:
-            dtype = self._seen_dtypes.get(c, _DEFAULT_DTYPE)
+            dtype = self.first_dtypes.get(c, _DEFAULT_DTYPE)
             dtype = dtype.newbyteorder("=") if dtype.kind in "iuf" else dtype
             if dtype not in _ROOT_DTYPES:
                 raise DataError(
