@@ -46,6 +46,7 @@ class ColumnSummary:
     train_rows: int
     heldout_rows: int
     total_rows: int
+    pdg_codes: set[int]
 
 
 #: What `gansim train` writes into a run directory; --force removes these and nothing else.
@@ -109,15 +110,25 @@ def _resolve_keys(cfg: PhaseSpaceGANConfig, columns: list[str], source: str) -> 
 
 
 def _split_chunks(
-    reader: Any, columns: list[str], chunk_rows: int, max_rows: int | None, fraction: float, seed: int, source: str, particle: int | None = None
+    reader: Any,
+    columns: list[str],
+    chunk_rows: int,
+    max_rows: int | None,
+    fraction: float,
+    seed: int,
+    source: str,
+    particle: int | None = None,
+    track_pdg: bool = False,
 ) -> Iterator[tuple[Table, np.ndarray]]:
     """(chunk, held-out mask) over the file, checking every value is finite.
 
     The held-out mask is a function of the row index in the file, so selecting
     one particle type (``particle``) keeps the split the evaluation finds again.
+    With ``track_pdg`` the chunks also carry ``PDGCode`` so the summary pass can
+    see which particle types the file holds (no extra pass over the file).
     """
     start = 0
-    read = columns + (["PDGCode"] if particle is not None and "PDGCode" not in columns else [])
+    read = columns + (["PDGCode"] if (particle is not None or track_pdg) and "PDGCode" not in columns else [])
     for chunk in reader.iter_chunks(chunk_rows, read):
         n = len(next(iter(chunk.values())))
         if max_rows is not None and start + n > max_rows:
@@ -139,7 +150,10 @@ def _summarise(chunks: Iterator[tuple[Table, np.ndarray]], columns: list[str]) -
     lo = {c: np.inf for c in columns}
     hi = {c: -np.inf for c in columns}
     train = held = 0
+    codes: set[int] = set()
     for chunk, mask in chunks:
+        if "PDGCode" in chunk and "PDGCode" not in columns:
+            codes.update(int(c) for c in np.unique(chunk["PDGCode"]))
         keep = ~mask
         train += int(keep.sum())
         held += int(mask.sum())
@@ -148,7 +162,7 @@ def _summarise(chunks: Iterator[tuple[Table, np.ndarray]], columns: list[str]) -
             if len(v):
                 lo[c] = min(lo[c], float(v.min()))
                 hi[c] = max(hi[c], float(v.max()))
-    return ColumnSummary(lo, hi, train, held, train + held)
+    return ColumnSummary(lo, hi, train, held, train + held, codes)
 
 
 def _build_pipeline(keys: list[str], cfg: PhaseSpaceGANConfig, summary: ColumnSummary) -> TablePipeline:
@@ -169,29 +183,32 @@ def _build_pipeline(keys: list[str], cfg: PhaseSpaceGANConfig, summary: ColumnSu
     return TablePipeline.default(keys, log_columns=log, directions=directions, clip=clip or None)
 
 
-def _particle_filter(cfg: PhaseSpaceGANConfig, reader: Any, source: str) -> int | None:
-    """The PDG code to keep, from data.particle, or the file's only code; a file mixing types needs a choice."""
+def _particle_filter(cfg: PhaseSpaceGANConfig, reader: Any, source: str) -> tuple[int | None, bool]:
+    """(PDG code to keep, whether the summary pass must look at the file's particle types).
+
+    An explicit ``data.particle`` selects rows; otherwise a file with a
+    ``PDGCode`` column that is neither generated nor a condition is checked in
+    the summary pass: one type becomes a model constant, several are an error.
+    """
     from gansim.io.phsp.columns import particle_pdg_code
 
     if "PDGCode" not in reader.columns or "PDGCode" in (cfg.data.keys or []) or "PDGCode" in cfg.data.cond_keys:
         if cfg.data.particle is not None and "PDGCode" not in reader.columns:
             raise DataError(f"{source}: data.particle={cfg.data.particle!r} but the file has no PDGCode column")
-        return None
+        return None, False
     if cfg.data.particle is not None:
-        return particle_pdg_code(cfg.data.particle)
-    codes: dict[int, int] = {}
-    for chunk in reader.iter_chunks(cfg.train.chunk_rows, ["PDGCode"]):
-        values, counts = np.unique(chunk["PDGCode"], return_counts=True)
-        for v, c in zip(values.tolist(), counts.tolist()):
-            codes[int(v)] = codes.get(int(v), 0) + c
-        if len(codes) > 1:
-            break
-    if len(codes) > 1:
+        return particle_pdg_code(cfg.data.particle), False
+    return None, True
+
+
+def _single_particle_type(summary: ColumnSummary, source: str) -> int | None:
+    """The file's only PDG code; a file mixing types needs a choice."""
+    if len(summary.pdg_codes) > 1:
         raise DataError(
-            f"{source}: column 'PDGCode' mixes particle types ({', '.join(str(c) for c in sorted(codes))}); a GAN is trained "
+            f"{source}: column 'PDGCode' mixes particle types ({', '.join(str(c) for c in sorted(summary.pdg_codes))}); a GAN is trained "
             "per particle type: set data.particle (e.g. --set data.particle=22), or make PDGCode a condition"
         )
-    return next(iter(codes)) if codes else None
+    return next(iter(summary.pdg_codes)) if summary.pdg_codes else None
 
 
 def _check_same_data(run_dir: Path, data_info: dict[str, Any]) -> None:
@@ -231,22 +248,24 @@ def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: Distribute
     keys, cond_keys = _resolve_keys(cfg, reader.columns, source)
     columns = keys + cond_keys
     st = cfg.train
-    particle = _particle_filter(cfg, reader, source)
+    particle, track_pdg = _particle_filter(cfg, reader, source)
     n_file = reader.n_rows
     n_rows = min(n_file, cfg.data.max_rows) if (n_file is not None and cfg.data.max_rows) else n_file
     in_memory = n_rows is not None and n_rows <= st.in_memory_max_rows
 
     def chunks() -> Iterator[tuple[Table, np.ndarray]]:
-        return _split_chunks(reader, columns, st.chunk_rows, cfg.data.max_rows, st.validation_fraction, st.validation_seed, source, particle)
+        return _split_chunks(reader, columns, st.chunk_rows, cfg.data.max_rows, st.validation_fraction, st.validation_seed, source, particle, track_pdg)
 
     if in_memory:
         parts = list(chunks())
         table = {c: np.concatenate([p[0][c] for p in parts]) if parts else np.zeros(0) for c in columns}
         mask = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=bool)
         train_table = {c: v[~mask] for c, v in table.items()}
-        summary = _summarise(iter([(table, mask)]), columns)
+        summary = _summarise(iter(parts), columns)
     else:
         summary = _summarise(chunks(), columns)
+    if track_pdg:
+        particle = _single_particle_type(summary, source)
     if summary.train_rows == 0:
         raise DataError(f"{source}: no training rows (the file is empty or every row is held out)")
     constants: dict[str, float | int] = {k: summary.minimum[k] for k in keys if summary.minimum[k] == summary.maximum[k]}
