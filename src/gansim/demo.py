@@ -71,9 +71,9 @@ def run_demo(name: str, output: Path, *, minutes: float = 3.0, force: bool = Fal
     metrics = json.loads((report_dir / "metrics.json").read_text())
     metrics["wall_time_s"] = time.perf_counter() - t0
     if out is not None:
-        from gansim.cli.main import _print_metrics
+        from gansim.metrics.evaluate import print_metrics
 
-        _print_metrics(metrics)
+        print_metrics(metrics, out)
         out.print(f"demo finished in {metrics['wall_time_s'] / 60:.1f} min. Outputs in {output.resolve()}:", highlight=False, markup=False)
         for path, what in (
             (report_dir / "report.html", "quality report (open in a browser)"),

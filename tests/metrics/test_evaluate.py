@@ -40,6 +40,7 @@ def test_report_after_training(tmp_path: Path) -> None:
     assert set(metrics["wasserstein"]) == {"KineticEnergy", "PrePosition_X", "PrePosition_Y", "PreDirection_X", "PreDirection_Y", "PreDirection_Z"}
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["metrics"]["evaluated_on"] == "held-out rows"
+    assert manifest["constants"]["PDGCode"] == 22  # one particle type in the file: kept as a constant
     assert 0.5 <= manifest["metrics"]["classifier_auc"] <= 1.0
     # the manifest rewrite keeps the weights' checksum valid
     from gansim.models import load_model

@@ -238,7 +238,7 @@ def compare(
 ) -> None:
     """Compare a generated phase space with a reference: distances, classifier AUC, HTML report."""
     try:
-        from gansim.metrics.evaluate import compare_tables, write_evaluation
+        from gansim.metrics.evaluate import compare_tables, print_metrics, write_evaluation
 
         cond_keys = [c.strip() for c in cond.split(",")] if cond else []
         cols = [c.strip() for c in keys.split(",")] + cond_keys if keys else None
@@ -254,7 +254,7 @@ def compare(
             manifest = read_manifest(model)
             stats = read_stats(Path(model).parent) if (Path(model).parent / "stats.jsonl").exists() else None
         report = write_evaluation(output, metrics, ref_used, gen_used, title=f"gansim compare: {generated} vs {reference}", stats=stats, manifest=manifest, force=force)
-        _print_metrics(metrics)
+        print_metrics(metrics, out)
         out.print(f"report: {report}", highlight=False, markup=False)
     except GansimError as err:
         _fail(err)
@@ -277,24 +277,6 @@ def _read_sample(path: Path, columns: list[str] | None, target: int, seed: int) 
             parts.append({k: v[keep] for k, v in chunk.items()})
             start += m
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else reader.read(columns, max_rows=0)
-
-
-def _print_metrics(metrics: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title="generated vs reference")
-    for col in ("key", "unit", "W1", "W1 / std(ref)"):
-        table.add_column(col, justify="left" if col in ("key", "unit") else "right")
-    from gansim.io.phsp.columns import unit_of
-
-    for key, d in metrics["wasserstein"].items():
-        table.add_row(key, unit_of(key) or "1", f"{d['w1']:.4g}", f"{d['w1_rel']:.3f}")
-    out.print(table)
-    sw, clf = metrics.get("sliced_wasserstein"), metrics.get("classifier", {})
-    if sw:
-        out.print(f"sliced Wasserstein (standardised): {sw['sw1']:.4f}", highlight=False)
-    if clf.get("auc") is not None:
-        out.print(f"classifier two-sample AUC: {clf['auc']:.4f} ± {clf['auc_se']:.4f} (0.5 = indistinguishable)", highlight=False)
 
 
 @app.command()

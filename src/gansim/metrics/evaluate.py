@@ -18,7 +18,7 @@ import numpy as np
 from gansim.errors import DataError
 from gansim.metrics.distances import wasserstein_per_key
 
-__all__ = ["compare_tables", "write_evaluation", "evaluate_model", "DEFAULT_MAX_ROWS"]
+__all__ = ["compare_tables", "write_evaluation", "evaluate_model", "print_metrics", "DEFAULT_MAX_ROWS"]
 
 #: Rows of each sample used by the metrics and plots (deterministic subsample above it).
 DEFAULT_MAX_ROWS = 200_000
@@ -176,3 +176,22 @@ def evaluate_model(model_dir: str | Path, run_dir: str | Path | None = None, *, 
     }
     update_manifest(model_dir, {"metrics": _json_safe(summary)})
     return metrics
+
+
+def print_metrics(metrics: Mapping[str, Any], console: Any) -> None:
+    """The headline numbers on a rich console: W1 per key (unit, relative), sliced W1, classifier AUC."""
+    from rich.table import Table
+
+    from gansim.io.phsp.columns import unit_of
+
+    table = Table(title="generated vs reference")
+    for col in ("key", "unit", "W1", "W1 / std(ref)"):
+        table.add_column(col, justify="left" if col in ("key", "unit") else "right")
+    for key, d in metrics["wasserstein"].items():
+        table.add_row(key, unit_of(key) or "1", f"{d['w1']:.4g}", f"{d['w1_rel']:.3f}")
+    console.print(table)
+    sw, clf = metrics.get("sliced_wasserstein"), metrics.get("classifier", {})
+    if sw:
+        console.print(f"sliced Wasserstein (standardised): {sw['sw1']:.4f}", highlight=False)
+    if clf.get("auc") is not None:
+        console.print(f"classifier two-sample AUC: {clf['auc']:.4f} ± {clf['auc_se']:.4f} (0.5 = indistinguishable)", highlight=False)
