@@ -416,6 +416,81 @@ def data_cmd(
         _fail(err)
 
 
+def _count(text: str, what: str) -> int:
+    """An event count given as 1000000, 1e6 or 1_000_000."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise GansimError(f"{what} {text!r}: expected a number such as 1e6") from None
+    if not value >= 0 or value != int(value):
+        raise GansimError(f"{what} {text!r}: expected a whole number >= 0")
+    return int(value)
+
+
+@app.command("mc")
+def mc_cmd(
+    output: Annotated[Path, typer.Option("-o", "--output", help="exit phase space (.root, .npy, .npz; .mcpl/.IAEAphsp with --no-absorbed-rows)")],
+    phantom: Annotated[str, typer.Option("--phantom", help="built-in (iec, water-cylinder, water-sphere, water-box) or a CT (HU) / label image file")] = "iec",
+    spacing: Annotated[Optional[float], typer.Option("--spacing", help="voxel size of a built-in phantom, mm")] = None,
+    hu_table: Annotated[Optional[Path], typer.Option("--hu-table", help="Hounsfield-unit table (JSON or CSV) for a CT image; default Schneider-like")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="JSON {label: material} when the phantom image holds labels, not HU")] = None,
+    world: Annotated[str, typer.Option("--world", help="material between phantom and exit surface (G4_AIR, G4_Galactic for vacuum)")] = "G4_AIR",
+    isotope: Annotated[str, typer.Option("--isotope", help="Tc99m, I123, In111, Lu177, I131 (photon lines) or F18, Ga68 (annihilation pairs)")] = "Tc99m",
+    energy_kev: Annotated[Optional[float], typer.Option("--energy", help="mono-energetic photons of this energy (keV) instead of the isotope's lines")] = None,
+    source: Annotated[str, typer.Option("--source", help="phantom (its built-in activity), point:X,Y,Z, box:CX,CY,CZ,SX,SY,SZ, sphere:CX,CY,CZ,R (mm), or an activity image file")] = "phantom",
+    n: Annotated[Optional[str], typer.Option("-n", "--n", help="number of events (e.g. 1e6)")] = None,
+    activity_mbq: Annotated[Optional[float], typer.Option("--activity", help="activity at the start, MBq (with --duration)")] = None,
+    duration_s: Annotated[Optional[float], typer.Option("--duration", help="acquisition time, s (with --activity); decays follow the half-life")] = None,
+    exit_surface: Annotated[Optional[str], typer.Option("--exit-surface", help="sphere:R or cylinder:R,LENGTH (mm, centred on the origin); default: a sphere around the phantom")] = None,
+    absorbed_rows: Annotated[bool, typer.Option("--absorbed-rows/--no-absorbed-rows", help="one zero-energy row per event in which nothing leaves (conditional-GAN training data)")] = True,
+    photoelectric: Annotated[bool, typer.Option("--photoelectric/--no-photoelectric")] = True,
+    compton: Annotated[bool, typer.Option("--compton/--no-compton")] = True,
+    rayleigh: Annotated[bool, typer.Option("--rayleigh/--no-rayleigh")] = True,
+    isf: Annotated[bool, typer.Option("--isf", help="Compton with the incoherent scattering function (binding effects)")] = False,
+    acollinearity: Annotated[float, typer.Option("--acollinearity", help="FWHM of pair acollinearity, degrees (0 for exact back to back)")] = 0.5,
+    positron_range: Annotated[bool, typer.Option("--positron-range", help="move annihilation points by a sampled positron range")] = False,
+    energy_cut_kev: Annotated[float, typer.Option("--energy-cut", help="photons below this energy (keV) deposit locally")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="same seed, same file (same chunk size and device)")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda[:N], mps")] = "auto",
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="events per chunk (bounds memory)")] = 1 << 17,
+    drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="leave out columns the output format cannot store (MCPL, IAEA)")] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite OUTPUT")] = False,
+) -> None:
+    """Photon Monte Carlo through a phantom; writes the photons leaving it (GATE's keys), e.g.
+    `gansim mc --phantom iec --isotope Tc99m -n 1e6 -o train.root`."""
+    try:
+        from gansim.physics.mc import run_mc
+        from gansim.physics.scenario import build_mc
+        from gansim.units import MBq, deg, keV, s
+
+        count = _count(n, "-n") if n is not None else None
+        if count is None and (activity_mbq is None or duration_s is None):
+            raise GansimError("give -n N, or --activity MBQ with --duration S")
+        setup = build_mc(
+            phantom=phantom, spacing=spacing, hu_table=hu_table, labels=labels, world_material=world,
+            isotope=isotope, energy=energy_kev * keV if energy_kev is not None else None, source=source,
+            exit_surface=exit_surface, device=device, photoelectric=photoelectric, compton=compton, rayleigh=rayleigh,
+            incoherent_scattering_function=isf, acollinearity_fwhm=acollinearity * deg, positron_range=positron_range,
+            energy_cut=energy_cut_kev * keV,
+        )
+        options: dict[str, Any] = {"drop_unknown": True} if drop_unknown else {}
+
+        def progress(summary: Any) -> None:
+            console.print(f"  {summary.events:,d} events, {summary.rows_written:,d} rows, {summary.events_per_second:,.0f} events/s", highlight=False, markup=False)
+
+        summary = run_mc(
+            setup.transport, setup.source, output,
+            n=count,
+            activity=activity_mbq * MBq if activity_mbq is not None and count is None else None,
+            duration=duration_s * s if duration_s is not None and count is None else None,
+            seed=seed, chunk_size=chunk_size, absorbed_rows=absorbed_rows, force=force, writer_options=options, progress=progress,
+        )
+        out.print(json.dumps(summary.to_dict(), indent=1, default=str), highlight=False, markup=False)
+        out.print(f"{summary.rows_written:,d} rows ({summary.photons_exited:,d} exit photons, {summary.absorbed_events:,d} absorbed events) written to {output}", highlight=False, markup=False)
+    except GansimError as err:
+        _fail(err)
+
+
 @app.command()
 def demo(
     name: Annotated[str, typer.Argument(help="demo to run")] = "linac",
