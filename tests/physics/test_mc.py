@@ -126,3 +126,28 @@ def test_cli_mc_writes_a_training_file_and_refuses_overwrite(tmp_path: Path) -> 
     assert result.exit_code != 0 and "iec" in result.output
     result = runner.invoke(app, ["mc", "--source", "cone:1,2", "-n", "10", "-o", str(tmp_path / "y.root")])
     assert result.exit_code != 0 and "point:X,Y,Z" in result.output
+
+
+def test_pet_pairs_and_tlor_layouts_round_trip_to_the_photon_rows(tmp_path: Path) -> None:
+    from gansim.physics.pet import tlor_to_pairs
+
+    setup = build_mc(phantom="water-sphere", spacing=4.0, source="sphere:0,0,0,30", isotope="Ga68", positron_range=True, exit_surface="sphere:180")
+    photons = run_mc(setup.transport, setup.source, tmp_path / "p.root", n=3000, seed=7)
+    pairs = run_mc(setup.transport, setup.source, tmp_path / "pairs.root", n=3000, seed=7, layout="pairs")
+    run_mc(setup.transport, setup.source, tmp_path / "tlor.root", n=3000, seed=7, layout="tlor")
+    assert photons.photons_exited == pairs.photons_exited
+    extra = pairs.extra
+    assert extra["events"] == 3000 and extra["multiple"] == 0
+    assert 2 * extra["pairs"] + extra["singles"] == photons.photons_exited
+    assert extra["absorbed"] == photons.absorbed_events
+    p = read_table(tmp_path / "pairs.root")
+    t = read_table(tmp_path / "tlor.root")
+    both = (p["E1"] > 0) & (p["E2"] > 0)
+    back, valid = tlor_to_pairs({k: v[both] for k, v in t.items()}, radius=180.0)
+    assert valid.all()
+    for key in ("X1", "Y1", "Z1", "X2", "Y2", "Z2"):
+        assert np.allclose(back[key], p[key][both], atol=1e-2)
+    assert np.allclose(back["t1"], p["t1"][both], atol=1e-4) and np.allclose(back["t2"], p["t2"][both], atol=1e-4)
+    with pytest.raises(ConfigError, match="single photons"):
+        tc = _sphere_setup()
+        run_mc(tc.transport, tc.source, tmp_path / "q.root", n=10, layout="pairs")

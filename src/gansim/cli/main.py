@@ -442,6 +442,7 @@ def mc_cmd(
     activity_mbq: Annotated[Optional[float], typer.Option("--activity", help="activity at the start, MBq (with --duration)")] = None,
     duration_s: Annotated[Optional[float], typer.Option("--duration", help="acquisition time, s (with --activity); decays follow the half-life")] = None,
     exit_surface: Annotated[Optional[str], typer.Option("--exit-surface", help="sphere:R or cylinder:R,LENGTH (mm, centred on the origin); default: a sphere around the phantom")] = None,
+    layout: Annotated[str, typer.Option("--layout", help="photons: a row per exit photon (GATE keys); pairs or tlor (PET): a row per event")] = "photons",
     absorbed_rows: Annotated[bool, typer.Option("--absorbed-rows/--no-absorbed-rows", help="one zero-energy row per event in which nothing leaves (conditional-GAN training data)")] = True,
     photoelectric: Annotated[bool, typer.Option("--photoelectric/--no-photoelectric")] = True,
     compton: Annotated[bool, typer.Option("--compton/--no-compton")] = True,
@@ -483,7 +484,7 @@ def mc_cmd(
             n=count,
             activity=activity_mbq * MBq if activity_mbq is not None and count is None else None,
             duration=duration_s * s if duration_s is not None and count is None else None,
-            seed=seed, chunk_size=chunk_size, absorbed_rows=absorbed_rows, force=force, writer_options=options, progress=progress,
+            seed=seed, chunk_size=chunk_size, absorbed_rows=absorbed_rows, force=force, layout=layout, writer_options=options, progress=progress,
         )
         out.print(json.dumps(summary.to_dict(), indent=1, default=str), highlight=False, markup=False)
         out.print(f"{summary.rows_written:,d} rows ({summary.photons_exited:,d} exit photons, {summary.absorbed_events:,d} absorbed events) written to {output}", highlight=False, markup=False)

@@ -25,10 +25,13 @@ from gansim.errors import ConfigError
 from gansim.io.phsp import accepted_writer_options, detect_format, open_writer
 from gansim.io.phsp.columns import Table
 from gansim.physics.emission import EmissionSource, Primaries
+from gansim.physics.pet import hits_to_pairs, pairs_to_tlor
 from gansim.physics.sources import DecayTimes
 from gansim.physics.transport import ExitPhotons, PhotonTransport
 
-__all__ = ["EXIT_COLUMNS", "MCSummary", "run_mc", "iter_mc_chunks", "chunk_seed"]
+__all__ = ["EXIT_COLUMNS", "LAYOUTS", "MCSummary", "run_mc", "iter_mc_chunks", "chunk_seed"]
+
+LAYOUTS = ("photons", "pairs", "tlor")
 
 EXIT_COLUMNS: tuple[str, ...] = (
     "KineticEnergy",
@@ -221,6 +224,7 @@ def run_mc(
     chunk_size: int = 1 << 17,
     absorbed_rows: bool = True,
     force: bool = False,
+    layout: str = "photons",
     writer_options: dict[str, object] | None = None,
     progress: Callable[[MCSummary], None] | None = None,
 ) -> MCSummary:
@@ -228,6 +232,13 @@ def run_mc(
 
     The file is written atomically (nothing is left behind if the run fails) and an
     existing file is refused unless ``force``. See :func:`iter_mc_chunks` for the arguments.
+
+    ``layout``: ``photons`` writes one row per exit photon (GATE's keys, :data:`EXIT_COLUMNS`);
+    for annihilation-pair sources, ``pairs`` writes one row per event with both photons
+    (``E1 E2 X1..Z2 dX1..dZ2 t1 t2`` + event keys, :func:`gansim.physics.pet.hits_to_pairs`)
+    and ``tlor`` the pair parametrisation pair GANs are trained on
+    (:func:`gansim.physics.pet.pairs_to_tlor`). The pair counts (pairs, singles, absorbed)
+    are added to the summary's ``extra``.
 
     Returns:
         the run's counts, energy bookkeeping and timing.
@@ -238,15 +249,28 @@ def run_mc(
             f"{output}: absorbed-event rows (zero energy, no direction) cannot be stored in {fmt.upper()}; "
             "write .root/.npy/.npz, or turn them off (absorbed_rows=False, --no-absorbed-rows)"
         )
+    if layout not in LAYOUTS:
+        raise ConfigError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if layout != "photons" and not source.pairs:
+        raise ConfigError(f"layout {layout!r} groups annihilation pairs; this source emits single photons (use layout 'photons')")
+    if layout != "photons" and fmt in ("mcpl", "iaea"):
+        raise ConfigError(f"{output}: the {layout} layout is a table of pairs, not particles; write .root, .npy or .npz")
     options = dict(writer_options or {})
     if "particle" in accepted_writer_options(output) and "particle" not in options:
         options["particle"] = "gamma"  # MCPL/IAEA need the particle type; every row is a photon
     summary = MCSummary()
-    with open_writer(output, columns=list(EXIT_COLUMNS), force=force, **options) as writer:
+    columns = list(EXIT_COLUMNS) if layout == "photons" else None  # pair columns come with the first chunk
+    with open_writer(output, columns=columns, force=force, **options) as writer:
         for rows, _, _ in iter_mc_chunks(
             transport, source, n=n, activity=activity, duration=duration, start_time=start_time, seed=seed,
             chunk_size=chunk_size, absorbed_rows=absorbed_rows, summary=summary,
         ):
+            if layout != "photons":
+                rows, counts = hits_to_pairs(rows)
+                for key, value in counts.items():
+                    summary.extra[key] = int(summary.extra.get(key, 0)) + int(value)  # type: ignore[call-overload]
+                if layout == "tlor":
+                    rows = pairs_to_tlor(rows)
             writer.write(rows)
             if progress is not None:
                 progress(summary)

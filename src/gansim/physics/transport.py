@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from gansim.errors import ConfigError
@@ -91,6 +92,28 @@ class PhotonTransport:
         self.tables = tables
         self.energy_cut = float(energy_cut)
         self.majorant = tables.majorant(phantom.max_density())
+        # Outside the image, flying away from it, a photon only ever meets the world material:
+        # its free path is then drawn from the world's own attenuation (no fictitious steps in
+        # the air between the phantom and a large exit surface). Continuous index of a point:
+        # (p - b) @ to_index; the image spans [-0.5, n - 0.5] on each axis.
+        geometry = phantom.geometry
+        inverse = np.linalg.inv(geometry.index_to_world_matrix)
+        self._to_index = torch.as_tensor(inverse.T, dtype=torch.float32, device=self.device)
+        self._index_offset = torch.as_tensor(-geometry.index_to_world_offset @ inverse.T, dtype=torch.float32, device=self.device)
+        self._index_hi = torch.as_tensor(np.asarray(geometry.shape, dtype=np.float64) - 0.5, dtype=torch.float32, device=self.device)
+        self._world_index = torch.tensor([len(phantom.materials)], device=self.device)
+        self._world_density = float(phantom.world_material.density)
+
+    def _world_mu(self, energy: torch.Tensor) -> torch.Tensor:
+        """(N,) MeV -> (N,) mm^-1, attenuation of the world material."""
+        return self.tables.mu_total(self._world_index.expand(energy.shape[0]), energy) * self._world_density
+
+    def _leaving_image(self, position: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: outside the image and moving away from it along one of its axes (never re-enters)."""
+        idx = torch.addmm(self._index_offset, position, self._to_index)
+        d = direction @ self._to_index
+        away = ((idx < -0.5) & (d <= 0)) | ((idx > self._index_hi) & (d >= 0))
+        return away.any(dim=1)
 
     def check_energies(self, energy: torch.Tensor) -> None:
         """Raise ConfigError when a source energy lies outside the cross-section tables."""
@@ -113,9 +136,9 @@ class PhotonTransport:
         dev = self.device
         n = int(energy.shape[0])
         # The state of the photons in flight lives in two packed tensors, compacted together
-        # once per step: float32 (M, 8) = position (3), direction (3), energy, majorant at that
-        # energy (kept until the energy changes); float64 (M, 2) = time, input index.
-        state = torch.empty(n, 8, dtype=torch.float32, device=dev)
+        # once per step: float32 (M, 9) = position (3), direction (3), energy, majorant and world
+        # attenuation at that energy (kept until the energy changes); float64 (M, 2) = time, input index.
+        state = torch.empty(n, 9, dtype=torch.float32, device=dev)
         state[:, 0:3] = position.to(dev, torch.float32)
         state[:, 3:6] = direction.to(dev, torch.float32)
         state[:, 6] = energy.to(dev, torch.float32)
@@ -136,6 +159,7 @@ class PhotonTransport:
             keep = torch.nonzero(~low).squeeze(1)
             state, clock = state.index_select(0, keep), clock.index_select(0, keep)
         state[:, 7] = self.majorant(state[:, 6])
+        state[:, 8] = self._world_mu(state[:, 6])
 
         exit_state: list[torch.Tensor] = []
         exit_clock: list[torch.Tensor] = []
@@ -145,7 +169,8 @@ class PhotonTransport:
             if m == 0:
                 break
             steps += m
-            pos, dirn, e, mu_max = state[:, 0:3], state[:, 3:6], state[:, 6], state[:, 7]
+            pos, dirn, e = state[:, 0:3], state[:, 3:6], state[:, 6]
+            mu_max = torch.where(self._leaving_image(pos, dirn), state[:, 8], state[:, 7])
             u = torch.rand(m, 2, device=dev, generator=generator)
             free_path = torch.log1p(-u[:, 0]).div_(mu_max).neg_()  # Exp(1) / mu_max, never log(0)
             to_exit = self.surface.distance_to_exit(pos, dirn)
@@ -188,6 +213,7 @@ class PhotonTransport:
                     state[i, 3:6] = rotate_directions(dirn[i], cos_theta, phi)
                     state[i, 6] = e_new
                     state[i, 7] = self.majorant(e_new)
+                    state[i, 8] = self._world_mu(e_new)
                     dead[i[below]] = True
                 if bool(is_rayleigh.any()):
                     i = idx[is_rayleigh]
@@ -201,7 +227,7 @@ class PhotonTransport:
         else:
             raise RuntimeError(f"photon transport did not finish after {_MAX_STEPS} steps; {int(state.shape[0])} photons still alive")
 
-        out = torch.cat(exit_state) if exit_state else torch.zeros(0, 8, device=dev)
+        out = torch.cat(exit_state) if exit_state else torch.zeros(0, 9, device=dev)
         out_clock = torch.cat(exit_clock) if exit_clock else torch.zeros(0, 2, dtype=torch.float64, device=dev)
         primary = out_clock[:, 1].long()
         return ExitPhotons(
