@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from gansim.cli.main import app
@@ -122,6 +123,14 @@ def test_cli_mc_writes_a_training_file_and_refuses_overwrite(tmp_path: Path) -> 
     assert len(np.unique(table["EventID"])) == 2000
     result = runner.invoke(app, args)
     assert result.exit_code != 0 and "exists" in result.output
+    placed = tmp_path / "placed.npz"
+    result = runner.invoke(app, [*args[:-4], "-o", str(placed), "--translation", "0,0,10", "--rotation", "x,90", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    ev = read_table(placed)
+    # the source sphere is given in world mm and stays put; the cylinder (axis z) is turned onto y
+    assert np.sqrt(ev["EventPosition_X"] ** 2 + ev["EventPosition_Y"] ** 2 + ev["EventPosition_Z"] ** 2).max() <= 20.0 + 1e-3
+    result = runner.invoke(app, ["mc", "-n", "10", "--activity", "1", "--duration", "1", "-o", str(tmp_path / "z.root")])
+    assert result.exit_code != 0 and "not both" in result.output
     result = runner.invoke(app, ["mc", "--phantom", "iecc", "-n", "10", "-o", str(tmp_path / "y.root")])
     assert result.exit_code != 0 and "iec" in result.output
     result = runner.invoke(app, ["mc", "--source", "cone:1,2", "-n", "10", "-o", str(tmp_path / "y.root")])
@@ -151,3 +160,45 @@ def test_pet_pairs_and_tlor_layouts_round_trip_to_the_photon_rows(tmp_path: Path
     with pytest.raises(ConfigError, match="single photons"):
         tc = _sphere_setup()
         run_mc(tc.transport, tc.source, tmp_path / "q.root", n=10, layout="pairs")
+
+
+def test_pet_energy_is_conserved_per_event_with_positron_range_in_an_activity_map() -> None:
+    # decays fill the sphere's activity map, edge voxels included (partial volumes in air)
+    setup = build_mc(phantom="water-sphere", spacing=8.0, isotope="F18", source="phantom", positron_range=True)
+    for rows, primaries, exits in iter_mc_chunks(setup.transport, setup.source, n=5000, seed=2, chunk_size=5000):
+        per_event = torch.zeros(5000, dtype=torch.float64)
+        per_event.index_add_(0, primaries.event_of_photon, exits.deposited)
+        per_event.index_add_(0, primaries.event_of_photon[exits.primary], exits.energy.double())
+        assert torch.allclose(per_event, torch.tensor(2 * 0.51099895, dtype=torch.float64), rtol=1e-5)
+        # annihilation points stay within reach of the decay point (max range 2.4 mm / 0.1 g/cm3)
+        shift = (primaries.position[0::2] - primaries.event_position).norm(dim=1)
+        assert float(shift.max()) <= 24.0 + 1e-3
+
+
+def test_sources_outside_the_exit_surface_are_refused_before_the_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="the source 'sphere:0,0,90,30'"):
+        build_mc(phantom="water-sphere", spacing=8.0, source="sphere:0,0,90,30", exit_surface="sphere:115")
+    (tmp_path / "ct.mhd").write_text("")  # refused before it is read
+    with pytest.raises(ConfigError, match="spacing applies to built-in"):
+        build_mc(phantom=str(tmp_path / "ct.mhd"), spacing=2.0)
+    with pytest.raises(ConfigError, match="image files only"):
+        build_mc(phantom="iec", labels={1: "G4_WATER"})
+
+
+def test_a_ct_far_from_the_origin_gets_an_exit_sphere_around_it(tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    hu = np.zeros((20, 16, 12), dtype=np.int16)  # (z, y, x) water
+    hu[:, :, :2] = -1000
+    image = sitk.GetImageFromArray(hu)
+    image.SetSpacing([4.0, 4.0, 5.0])
+    image.SetOrigin([10.0, -40.0, -1200.0])
+    sitk.WriteImage(image, str(tmp_path / "ct.mha"))
+    setup = build_mc(phantom=str(tmp_path / "ct.mha"), source="point:30,-10,-1150", isotope="Tc99m")
+    assert setup.surface.radius < 100.0
+    assert np.allclose(setup.surface.center, (10 + 22, -40 + 30, -1200 + 47.5))
+    rows = next(iter_mc_chunks(setup.transport, setup.source, n=200, seed=1))[0]
+    live = rows["KineticEnergy"] > 0
+    centre = np.array(setup.surface.center)
+    r = np.sqrt(sum((rows[f"PrePosition_{a}"][live] - centre[i]) ** 2 for i, a in enumerate("XYZ")))
+    assert np.allclose(r, setup.surface.radius, rtol=1e-5)

@@ -427,13 +427,39 @@ def _count(text: str, what: str) -> int:
     return int(value)
 
 
+def _placement(translation: str | None, rotation: str | None) -> tuple[list[float] | None, Any]:
+    """(translation mm, 3x3 rotation) from --translation X,Y,Z and --rotation AXIS,DEGREES."""
+    from gansim.physics.geometry import rotation_matrix
+    from gansim.units import deg
+
+    shift = None
+    if translation is not None:
+        try:
+            shift = [float(v) for v in translation.split(",")]
+        except ValueError:
+            shift = []
+        if len(shift) != 3:
+            raise GansimError(f"--translation {translation!r}: expected X,Y,Z in mm")
+    turn = None
+    if rotation is not None:
+        axis, _, angle = rotation.partition(",")
+        try:
+            degrees = float(angle)
+        except ValueError:
+            raise GansimError(f"--rotation {rotation!r}: expected AXIS,DEGREES such as z,30") from None
+        turn = rotation_matrix(axis.strip(), degrees * deg)
+    return shift, turn
+
+
 @app.command("mc")
 def mc_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="exit phase space (.root, .npy, .npz; .mcpl/.IAEAphsp with --no-absorbed-rows)")],
     phantom: Annotated[str, typer.Option("--phantom", help="built-in (iec, water-cylinder, water-sphere, water-box) or a CT (HU) / label image file")] = "iec",
     spacing: Annotated[Optional[float], typer.Option("--spacing", help="voxel size of a built-in phantom, mm")] = None,
-    hu_table: Annotated[Optional[Path], typer.Option("--hu-table", help="Hounsfield-unit table (JSON or CSV) for a CT image; default Schneider-like")] = None,
+    hu_table: Annotated[Optional[Path], typer.Option("--hu-table", help="Hounsfield-unit table (JSON, see gansim.physics.materials.HUTable) for a CT image; default Schneider-like")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="JSON {label: material} when the phantom image holds labels, not HU")] = None,
+    translation: Annotated[Optional[str], typer.Option("--translation", help="place the phantom (and an activity image) at X,Y,Z mm")] = None,
+    rotation: Annotated[Optional[str], typer.Option("--rotation", help="turn the phantom (and an activity image) about the world origin: AXIS,DEGREES with AXIS x, y or z ")] = None,
     world: Annotated[str, typer.Option("--world", help="material between phantom and exit surface (G4_AIR, G4_Galactic for vacuum)")] = "G4_AIR",
     isotope: Annotated[str, typer.Option("--isotope", help="Tc99m, I123, In111, Lu177, I131 (photon lines) or F18, Ga68 (annihilation pairs)")] = "Tc99m",
     energy_kev: Annotated[Optional[float], typer.Option("--energy", help="mono-energetic photons of this energy (keV) instead of the isotope's lines")] = None,
@@ -447,7 +473,7 @@ def mc_cmd(
     photoelectric: Annotated[bool, typer.Option("--photoelectric/--no-photoelectric")] = True,
     compton: Annotated[bool, typer.Option("--compton/--no-compton")] = True,
     rayleigh: Annotated[bool, typer.Option("--rayleigh/--no-rayleigh")] = True,
-    isf: Annotated[bool, typer.Option("--isf", help="Compton with the incoherent scattering function (binding effects)")] = False,
+    isf: Annotated[bool, typer.Option("--isf/--no-isf", help="Compton with the incoherent scattering function (binding effects; --no-isf: free electrons, Klein-Nishina)")] = True,
     acollinearity: Annotated[float, typer.Option("--acollinearity", help="FWHM of pair acollinearity, degrees (0 for exact back to back)")] = 0.5,
     positron_range: Annotated[bool, typer.Option("--positron-range", help="move annihilation points by a sampled positron range")] = False,
     energy_cut_kev: Annotated[float, typer.Option("--energy-cut", help="photons below this energy (keV) deposit locally")] = 1.0,
@@ -467,10 +493,13 @@ def mc_cmd(
         count = _count(n, "-n") if n is not None else None
         if count is None and (activity_mbq is None or duration_s is None):
             raise GansimError("give -n N, or --activity MBQ with --duration S")
+        if count is not None and (activity_mbq is not None or duration_s is not None):
+            raise GansimError("give either -n N or --activity with --duration, not both")
+        place = _placement(translation, rotation)
         setup = build_mc(
             phantom=phantom, spacing=spacing, hu_table=hu_table, labels=labels, world_material=world,
             isotope=isotope, energy=energy_kev * keV if energy_kev is not None else None, source=source,
-            exit_surface=exit_surface, device=device, photoelectric=photoelectric, compton=compton, rayleigh=rayleigh,
+            exit_surface=exit_surface, translation=place[0], rotation=place[1], device=device, photoelectric=photoelectric, compton=compton, rayleigh=rayleigh,
             incoherent_scattering_function=isf, acollinearity_fwhm=acollinearity * deg, positron_range=positron_range,
             energy_cut=energy_cut_kev * keV,
         )

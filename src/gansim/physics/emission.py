@@ -28,9 +28,11 @@ from gansim.physics.isotopes import Isotope, sample_line_energies
 from gansim.physics.sources import PositionSampler, annihilation_directions, isotropic_directions, positron_range_displacements
 from gansim.units import deg, keV
 
-__all__ = ["EmissionSource", "Primaries", "ELECTRON_MASS"]
+__all__ = ["EmissionSource", "Primaries", "ELECTRON_MASS", "MIN_RANGE_DENSITY"]
 
 ELECTRON_MASS = 510.99895 * keV  # CODATA 2018, m_e c^2
+#: g/cm3; below this the positron range is scaled as at this density (lung is ~0.26)
+MIN_RANGE_DENSITY = 0.1
 
 
 @dataclass
@@ -118,14 +120,18 @@ class EmissionSource:
         assert self.isotope is not None
         return max(e for e, _ in self.isotope.lines)
 
-    def emit(self, n: int, generator: torch.Generator, *, density_at: object = None) -> Primaries:
+    def emit(self, n: int, generator: torch.Generator, *, density_at: object = None, inside: object = None) -> Primaries:
         """Sample ``n`` events.
 
         Args:
             n: number of events.
             generator: random generator on the sampler's device.
             density_at: for the positron range, a callable ``position (n, 3) -> density (n,) g/cm3``
-                (the phantom's lookup); ranges are scaled from water by 1/density.
+                (the phantom's lookup); ranges are scaled from water by 1/density, the density
+                taken as at least :data:`MIN_RANGE_DENSITY` (a decay in an air voxel at the edge
+                of an activity map is a partial-volume artefact, not a positron free in air).
+            inside: a callable ``position (n, 3) -> bool (n,)`` (the exit surface's ``contains``):
+                a positron whose annihilation point would fall outside annihilates at its decay point.
         """
         device = self.positions.device
         decay = self.positions.sample(n, generator).to(torch.float32)
@@ -141,8 +147,10 @@ class EmissionSource:
         start = decay
         if self.positron_range:
             assert self.isotope is not None
-            density = density_at(decay) if callable(density_at) else None
-            start = decay + positron_range_displacements(self.isotope, n, generator, device, density=density)
+            density = density_at(decay).clamp_min(MIN_RANGE_DENSITY) if callable(density_at) else None
+            start = decay + positron_range_displacements(self.isotope, n, generator, device, density=density).to(decay.dtype)
+            if callable(inside):
+                start = torch.where(inside(start)[:, None], start, decay)
         d1, d2 = annihilation_directions(n, generator, device, acollinearity_fwhm=self.acollinearity_fwhm)
         e = float(self.energy) if self.energy is not None else ELECTRON_MASS
         energy = torch.full((2 * n,), e, dtype=torch.float32, device=device)

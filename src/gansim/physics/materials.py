@@ -362,11 +362,22 @@ class HUTable:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
 
+def _number(value: Any, what: str, key: str) -> float:
+    """A finite float from a table entry, or a DataError naming where it is."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{what}: {key} {value!r} is not a number") from None
+    if not np.isfinite(number):
+        raise DataError(f"{what}: {key} {value!r} is not finite")
+    return number
+
+
 def _row_from_dict(entry: Any, r: int, where: str, curve: np.ndarray) -> tuple[float, Material]:
     what = f"{where}: materials[{r}]"
     if not isinstance(entry, dict) or "hu_lower" not in entry:
         raise DataError(f"{what}: expected an object with 'hu_lower' and one of 'material', 'mass_fractions', 'formula', 'mixture'")
-    hu = float(entry["hu_lower"])
+    hu = _number(entry["hu_lower"], what, "hu_lower")
     kinds = [k for k in ("material", "mass_fractions", "formula", "mixture") if k in entry]
     if len(kinds) != 1:
         raise DataError(f"{what}: expected exactly one of 'material', 'mass_fractions', 'formula', 'mixture', got {kinds}")
@@ -374,18 +385,18 @@ def _row_from_dict(entry: Any, r: int, where: str, curve: np.ndarray) -> tuple[f
     if kind == "material":
         return hu, get_material(str(entry["material"]))
     name = str(entry.get("name", f"hu_{hu:g}"))
-    density = float(entry["density"]) if "density" in entry else float(np.interp(hu, curve[:, 0], curve[:, 1]))
+    density = _number(entry["density"], what, "density") if "density" in entry else float(np.interp(hu, curve[:, 0], curve[:, 1]))
     if kind == "mass_fractions":
         fr = entry["mass_fractions"]
         if not isinstance(fr, dict):
             raise DataError(f"{what}: 'mass_fractions' must map element symbols to fractions")
-        return hu, Material(name, density, tuple((str(s), float(w)) for s, w in fr.items()))
+        return hu, Material(name, density, tuple((str(s), _number(w, what, f"mass fraction of {s}")) for s, w in fr.items()))
     if kind == "formula":
         return hu, material_from_formula(name, str(entry["formula"]), density)
     comps = entry["mixture"]
     if not isinstance(comps, list) or not all(isinstance(c, (list, tuple)) and len(c) == 2 for c in comps):
         raise DataError(f"{what}: 'mixture' must be a list of [material name, mass fraction] pairs")
-    return hu, mixture(name, [(get_material(str(n)), float(w)) for n, w in comps], density)
+    return hu, mixture(name, [(get_material(str(n)), _number(w, what, f"mass fraction of {n}")) for n, w in comps], density)
 
 
 def default_hu_table() -> HUTable:

@@ -87,6 +87,13 @@ def chunk_seed(seed: int, chunk: int, stream: int = 0) -> int:
     return int(np.random.SeedSequence([int(seed), int(stream), int(chunk)]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
+def _whole(value: object, what: str) -> int:
+    """An integer count; 1e6 given as a float is accepted when it is whole."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value) or value != int(value):
+        raise ConfigError(f"{what} {value!r}: expected a whole number")
+    return int(value)
+
+
 def _generator(device: torch.device, seed: int) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(seed)
@@ -179,6 +186,9 @@ def iter_mc_chunks(
         absorbed_rows: one row per event in which no photon leaves.
         summary: filled in as chunks are produced.
     """
+    chunk_size = _whole(chunk_size, "chunk_size")
+    if n is not None:
+        n = _whole(n, "number of primaries n")
     if chunk_size < 1:
         raise ConfigError(f"chunk_size {chunk_size}: expected >= 1")
     device = transport.device
@@ -192,7 +202,7 @@ def iter_mc_chunks(
         t0 = _time.perf_counter()
         k = int(event_time.shape[0])
         generator = _generator(device, chunk_seed(seed, chunk))
-        primaries = source.emit(k, generator, density_at=density_at)
+        primaries = source.emit(k, generator, density_at=density_at, inside=transport.surface.contains)
         photon_time = event_time[primaries.event_of_photon]
         exits = transport.run(primaries.position, primaries.direction, primaries.energy, photon_time, generator)
         rows = _rows(primaries, event_time, exits, next_event_id, absorbed_rows)
