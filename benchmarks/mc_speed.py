@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--n", type=float, default=1e6, help="primaries (events)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--chunk-size", type=int, default=1 << 17)
+    parser.add_argument("--chunk-size", type=int, default=1 << 18)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

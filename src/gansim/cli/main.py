@@ -479,7 +479,7 @@ def mc_cmd(
     energy_cut_kev: Annotated[float, typer.Option("--energy-cut", help="photons below this energy (keV) deposit locally")] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="same seed, same file (same chunk size and device)")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda[:N], mps")] = "auto",
-    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="events per chunk (bounds memory)")] = 1 << 17,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="events per chunk (bounds memory)")] = 1 << 18,
     drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="leave out columns the output format cannot store (MCPL, IAEA)")] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite OUTPUT")] = False,
 ) -> None:

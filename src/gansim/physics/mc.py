@@ -8,12 +8,15 @@ as GATE's ``store_absorbed_event`` does: this is how a conditional GAN learns th
 probability of absorption. Events are processed in chunks of ``chunk_size`` and written
 as they come, so memory is bounded whatever the number of primaries; each chunk draws
 from its own generator seeded from ``(seed, chunk index)``, so one seed (and chunk size)
-gives the same file every time on a given device.
+gives the same file every time on a given device. The photons of consecutive chunks
+share the transport's steps (the next chunk joins when half of the current one is
+done), which keeps the tensors large; its random stream is seeded from ``seed`` too.
 """
 
 from __future__ import annotations
 
 import time as _time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -168,7 +171,7 @@ def iter_mc_chunks(
     duration: float | None = None,
     start_time: float = 0.0,
     seed: int = 0,
-    chunk_size: int = 1 << 17,
+    chunk_size: int = 1 << 18,
     absorbed_rows: bool = True,
     summary: MCSummary | None = None,
 ) -> Iterator[tuple[Table, Primaries, ExitPhotons]]:
@@ -196,15 +199,22 @@ def iter_mc_chunks(
         raise ConfigError(f"the source samples on {source.positions.device} but the transport runs on {device}; build both for one device")
     transport.check_energies(torch.tensor([source.max_energy]))
     summary = summary if summary is not None else MCSummary()
-    next_event_id = 0
     density_at: Callable[[torch.Tensor], torch.Tensor] = lambda p: transport.phantom.lookup(p)[1]  # noqa: E731
-    for chunk, event_time in enumerate(_event_times(source, n=n, activity=activity, duration=duration, start_time=start_time, chunk_size=chunk_size, seed=seed, device=device)):
-        t0 = _time.perf_counter()
+    emitted: deque[tuple[Primaries, torch.Tensor, float]] = deque()
+    clock = [_time.perf_counter()]
+
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        times = _event_times(source, n=n, activity=activity, duration=duration, start_time=start_time, chunk_size=chunk_size, seed=seed, device=device)
+        for chunk, event_time in enumerate(times):
+            primaries = source.emit(int(event_time.shape[0]), _generator(device, chunk_seed(seed, chunk)), density_at=density_at, inside=transport.surface.contains)
+            emitted.append((primaries, event_time, 0.0))
+            yield primaries.position, primaries.direction, primaries.energy, event_time[primaries.event_of_photon]
+
+    # one generator for the transport of the whole stream (photons of consecutive chunks share steps)
+    next_event_id = 0
+    for exits in transport.run_stream(batches(), _generator(device, chunk_seed(seed, 0, stream=2))):
+        primaries, event_time, _ = emitted.popleft()
         k = int(event_time.shape[0])
-        generator = _generator(device, chunk_seed(seed, chunk))
-        primaries = source.emit(k, generator, density_at=density_at, inside=transport.surface.contains)
-        photon_time = event_time[primaries.event_of_photon]
-        exits = transport.run(primaries.position, primaries.direction, primaries.energy, photon_time, generator)
         rows = _rows(primaries, event_time, exits, next_event_id, absorbed_rows)
         next_event_id += k
         summary.events += k
@@ -217,7 +227,9 @@ def iter_mc_chunks(
         summary.energy_deposited += float(exits.deposited.sum())
         summary.steps += exits.steps
         summary.chunks += 1
-        summary.seconds += _time.perf_counter() - t0
+        now = _time.perf_counter()
+        summary.seconds += now - clock[0]
+        clock[0] = now
         yield rows, primaries, exits
 
 
@@ -231,7 +243,7 @@ def run_mc(
     duration: float | None = None,
     start_time: float = 0.0,
     seed: int = 0,
-    chunk_size: int = 1 << 17,
+    chunk_size: int = 1 << 18,
     absorbed_rows: bool = True,
     force: bool = False,
     layout: str = "photons",

@@ -20,6 +20,7 @@ compacted every step so the cost follows the photons still alive.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -99,6 +100,8 @@ class PhotonTransport:
         geometry = phantom.geometry
         inverse = np.linalg.inv(geometry.index_to_world_matrix)
         self._to_index = torch.as_tensor(inverse.T, dtype=torch.float32, device=self.device)
+        # axis-aligned images (the common case): elementwise scaling instead of a K=3 matmul
+        self._to_index_diag = self._to_index.diagonal().clone() if np.count_nonzero(inverse - np.diag(np.diag(inverse))) == 0 else None
         self._index_offset = torch.as_tensor(-geometry.index_to_world_offset @ inverse.T, dtype=torch.float32, device=self.device)
         self._index_hi = torch.as_tensor(np.asarray(geometry.shape, dtype=np.float64) - 0.5, dtype=torch.float32, device=self.device)
         self._world_index = torch.tensor([len(phantom.materials)], device=self.device)
@@ -110,8 +113,12 @@ class PhotonTransport:
 
     def _leaving_image(self, position: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
         """(N,) bool: outside the image and moving away from it along one of its axes (never re-enters)."""
-        idx = torch.addmm(self._index_offset, position, self._to_index)
-        d = direction @ self._to_index
+        if self._to_index_diag is not None:
+            idx = torch.addcmul(self._index_offset, position, self._to_index_diag)
+            d = direction * self._to_index_diag
+        else:
+            idx = torch.addmm(self._index_offset, position, self._to_index)
+            d = direction @ self._to_index
         away = ((idx < -0.5) & (d <= 0)) | ((idx > self._index_hi) & (d >= 0))
         return away.any(dim=1)
 
@@ -133,42 +140,49 @@ class PhotonTransport:
         Returns:
             the exit photons and the energy each input photon left behind.
         """
+        return next(self.run_stream(iter([(position, direction, energy, time)]), generator))
+
+    def run_stream(self, batches: Iterator[Batch], generator: torch.Generator, *, refill_below: float = 0.5) -> Iterator[ExitPhotons]:
+        """Transport batches of photons, refilling the photons in flight from the next batch.
+
+        A batch's photons start in flight together; when fewer than ``refill_below`` times
+        the batch size are still flying, the next batch joins them, so every step works on
+        a large tensor instead of the long tail of a single batch. Results come back per
+        batch, in order, as soon as every photon of that batch (and of the ones before it)
+        is done. Deterministic for a given generator and sequence of batch sizes.
+
+        Args:
+            batches: ``(position (N, 3) mm, direction (N, 3), energy (N,) MeV, time (N,) ns)``
+                per batch, as :meth:`run` takes them; consumed lazily.
+            generator: random generator on the transport device.
+            refill_below: fraction of the last batch's size under which the next batch joins.
+        """
         dev = self.device
-        n = int(energy.shape[0])
+        pending = _Pending(dev)
         # The state of the photons in flight lives in two packed tensors, compacted together
         # once per step: float32 (M, 9) = position (3), direction (3), energy, majorant and world
-        # attenuation at that energy (kept until the energy changes); float64 (M, 2) = time, input index.
-        state = torch.empty(n, 9, dtype=torch.float32, device=dev)
-        state[:, 0:3] = position.to(dev, torch.float32)
-        state[:, 3:6] = direction.to(dev, torch.float32)
-        state[:, 6] = energy.to(dev, torch.float32)
-        clock = torch.empty(n, 2, dtype=torch.float64, device=dev)
-        clock[:, 0] = time.to(dev, torch.float64)
-        clock[:, 1] = torch.arange(n, device=dev, dtype=torch.float64)  # exact up to 2^53
-        if n and not bool(self.surface.contains(state[:, 0:3]).all()):
-            raise ConfigError("a source emits photons outside the exit surface; enlarge the surface or move the source")
-        self.check_energies(state[:, 6])
-        deposited = torch.zeros(n, dtype=torch.float64, device=dev)
-        n_compton = torch.zeros(n, dtype=torch.int32, device=dev)
-        n_rayleigh = torch.zeros(n, dtype=torch.int32, device=dev)
-
-        # photons born below the cut never fly
-        low = state[:, 6] < self.energy_cut
-        if bool(low.any()):
-            deposited[low] += state[low, 6].double()
-            keep = torch.nonzero(~low).squeeze(1)
-            state, clock = state.index_select(0, keep), clock.index_select(0, keep)
-        state[:, 7] = self.majorant(state[:, 6])
-        state[:, 8] = self._world_mu(state[:, 6])
-
-        exit_state: list[torch.Tensor] = []
-        exit_clock: list[torch.Tensor] = []
-        steps = 0
+        # attenuation at that energy (kept until the energy changes); float64 (M, 2) = time and
+        # the photon's index among all batches not yet returned (exact up to 2^53).
+        state = torch.zeros(0, 9, dtype=torch.float32, device=dev)
+        clock = torch.zeros(0, 2, dtype=torch.float64, device=dev)
+        more = True
+        last_size = 0
         for _ in range(_MAX_STEPS):
+            if more and int(state.shape[0]) <= refill_below * last_size:
+                batch = next(batches, None)
+                if batch is None:
+                    more = False
+                else:
+                    new_state, new_clock, last_size = self._start_batch(batch, pending)
+                    state, clock = torch.cat([state, new_state]), torch.cat([clock, new_clock])
+            # hand back every leading batch that has no photon left in flight
+            yield from pending.retire(clock[:, 1])
             m = int(state.shape[0])
             if m == 0:
-                break
-            steps += m
+                if not more:
+                    return
+                continue
+            pending.steps += m
             pos, dirn, e = state[:, 0:3], state[:, 3:6], state[:, 6]
             mu_max = torch.where(self._leaving_image(pos, dirn), state[:, 8], state[:, 7])
             u = torch.rand(m, 2, device=dev, generator=generator)
@@ -180,8 +194,8 @@ class PhotonTransport:
             clock[:, 0] += step.double().div_(c_light)
             if bool(leaves.any()):
                 gone = torch.nonzero(leaves).squeeze(1)
-                exit_state.append(state.index_select(0, gone))
-                exit_clock.append(clock.index_select(0, gone))
+                pending.exit_state.append(state.index_select(0, gone))
+                pending.exit_clock.append(clock.index_select(0, gone))
 
             material, density = self.phantom.lookup(pos)
             threshold = u[:, 1].mul_(mu_max)
@@ -189,55 +203,144 @@ class PhotonTransport:
             dead = leaves
             idx = torch.nonzero(real).squeeze(1)
             if idx.numel():
-                mu_parts = self.tables.mu(material[idx], e[idx]) * density[idx, None]
-                r = threshold[idx]
-                is_photo = r < mu_parts[:, 0]
-                is_compton = ~is_photo & (r < mu_parts[:, 0] + mu_parts[:, 1])
-                is_rayleigh = ~(is_photo | is_compton)
-                primary = clock[:, 1]
+                # work on the colliding rows only: gather them, update, scatter back
+                rows = state.index_select(0, idx)
+                mat = material.index_select(0, idx)
+                e_real = rows[:, 6]
+                mu_parts = self.tables.mu(mat, e_real) * density.index_select(0, idx)[:, None]
+                r = threshold.index_select(0, idx)
+                # 0 photoelectric, 1 Compton, 2 Rayleigh (mu's columns add up to mu_total)
+                kind = (r >= mu_parts[:, 0]).to(torch.int8) + (r >= mu_parts[:, 0] + mu_parts[:, 1]).to(torch.int8)
+                primary = clock[:, 1].index_select(0, idx).long()
                 dead = dead.clone()
-                if bool(is_photo.any()):
-                    i = idx[is_photo]
-                    deposited.index_add_(0, primary[i].long(), e[i].double())
-                    dead[i] = True
-                if bool(is_compton.any()):
-                    i = idx[is_compton]
-                    e_old = e[i]
-                    e_new, cos_theta = sample_compton(e_old, generator, tables=self.tables, material_index=material[i])
-                    phi = torch.rand(i.shape[0], device=dev, generator=generator).mul_(2 * torch.pi)
+                photo = torch.nonzero(kind == 0).squeeze(1)
+                if photo.numel():
+                    pending.deposited.index_add_(0, primary.index_select(0, photo), e_real.index_select(0, photo).double())
+                    dead.index_fill_(0, idx.index_select(0, photo), True)
+                compton = torch.nonzero(kind == 1).squeeze(1)
+                if compton.numel():
+                    sub = rows.index_select(0, compton)
+                    e_old = sub[:, 6]
+                    e_new, cos_theta = sample_compton(e_old, generator, tables=self.tables, material_index=mat.index_select(0, compton))
+                    phi = torch.rand(compton.shape[0], device=dev, generator=generator).mul_(2 * torch.pi)
                     below = e_new < self.energy_cut
                     # the Compton electron, and a photon that falls below the cut, deposit locally
-                    p = primary[i].long()
-                    deposited.index_add_(0, p, (e_old - torch.where(below, torch.zeros_like(e_new), e_new)).double())
-                    n_compton.index_add_(0, p, torch.ones_like(p, dtype=torch.int32))
-                    state[i, 3:6] = rotate_directions(dirn[i], cos_theta, phi)
-                    state[i, 6] = e_new
-                    state[i, 7] = self.majorant(e_new)
-                    state[i, 8] = self._world_mu(e_new)
-                    dead[i[below]] = True
-                if bool(is_rayleigh.any()):
-                    i = idx[is_rayleigh]
-                    cos_theta = sample_rayleigh(e[i], material[i], self.tables, generator)
-                    phi = torch.rand(i.shape[0], device=dev, generator=generator).mul_(2 * torch.pi)
-                    state[i, 3:6] = rotate_directions(dirn[i], cos_theta, phi)
-                    n_rayleigh.index_add_(0, primary[i].long(), torch.ones(i.shape[0], dtype=torch.int32, device=dev))
+                    p = primary.index_select(0, compton)
+                    pending.deposited.index_add_(0, p, (e_old - e_new.masked_fill(below, 0.0)).double())
+                    pending.n_compton.index_add_(0, p, torch.ones_like(p, dtype=torch.int32))
+                    sub[:, 3:6] = rotate_directions(sub[:, 3:6], cos_theta, phi)
+                    sub[:, 6] = e_new
+                    sub[:, 7] = self.majorant(e_new)
+                    sub[:, 8] = self._world_mu(e_new)
+                    where = idx.index_select(0, compton)
+                    state.index_copy_(0, where, sub)
+                    if bool(below.any()):
+                        dead.index_fill_(0, where[below], True)
+                rayleigh = torch.nonzero(kind == 2).squeeze(1)
+                if rayleigh.numel():
+                    sub = rows.index_select(0, rayleigh)
+                    cos_theta = sample_rayleigh(sub[:, 6], mat.index_select(0, rayleigh), self.tables, generator)
+                    phi = torch.rand(rayleigh.shape[0], device=dev, generator=generator).mul_(2 * torch.pi)
+                    sub[:, 3:6] = rotate_directions(sub[:, 3:6], cos_theta, phi)
+                    state.index_copy_(0, idx.index_select(0, rayleigh), sub)
+                    p = primary.index_select(0, rayleigh)
+                    pending.n_rayleigh.index_add_(0, p, torch.ones_like(p, dtype=torch.int32))
             if bool(dead.any()):
                 alive = torch.nonzero(~dead).squeeze(1)
                 state, clock = state.index_select(0, alive), clock.index_select(0, alive)
         else:
             raise RuntimeError(f"photon transport did not finish after {_MAX_STEPS} steps; {int(state.shape[0])} photons still alive")
 
-        out = torch.cat(exit_state) if exit_state else torch.zeros(0, 9, device=dev)
-        out_clock = torch.cat(exit_clock) if exit_clock else torch.zeros(0, 2, dtype=torch.float64, device=dev)
+    def _start_batch(self, batch: Batch, pending: _Pending) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Check a batch, register it with ``pending`` and return its packed state."""
+        position, direction, energy, time = batch
+        dev = self.device
+        n = int(energy.shape[0])
+        state = torch.empty(n, 9, dtype=torch.float32, device=dev)
+        state[:, 0:3] = position.to(dev, torch.float32)
+        state[:, 3:6] = direction.to(dev, torch.float32)
+        state[:, 6] = energy.to(dev, torch.float32)
+        if n and not bool(self.surface.contains(state[:, 0:3]).all()):
+            raise ConfigError("a source emits photons outside the exit surface; enlarge the surface or move the source")
+        self.check_energies(state[:, 6])
+        base = pending.add(n)
+        clock = torch.empty(n, 2, dtype=torch.float64, device=dev)
+        clock[:, 0] = time.to(dev, torch.float64)
+        clock[:, 1] = torch.arange(base, base + n, device=dev, dtype=torch.float64)
+        # photons born below the cut never fly
+        low = state[:, 6] < self.energy_cut
+        if bool(low.any()):
+            pending.deposited.index_add_(0, clock[low, 1].long(), state[low, 6].double())
+            keep = torch.nonzero(~low).squeeze(1)
+            state, clock = state.index_select(0, keep), clock.index_select(0, keep)
+        state[:, 7] = self.majorant(state[:, 6])
+        state[:, 8] = self._world_mu(state[:, 6])
+        return state, clock, n
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class _Pending:
+    """Bookkeeping of the batches in flight: per-photon tallies and exits, handed back in order.
+
+    Photons are numbered consecutively over the batches not yet returned; when the oldest
+    batch is returned, every number drops by its size, so tallies stay small flat tensors.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sizes: list[int] = []
+        self.deposited = torch.zeros(0, dtype=torch.float64, device=device)
+        self.n_compton = torch.zeros(0, dtype=torch.int32, device=device)
+        self.n_rayleigh = torch.zeros(0, dtype=torch.int32, device=device)
+        self.exit_state: list[torch.Tensor] = []
+        self.exit_clock: list[torch.Tensor] = []
+        self.steps = 0
+
+    def add(self, n: int) -> int:
+        """Register a batch of ``n`` photons; return the number of its first photon."""
+        base = sum(self.sizes)
+        self.sizes.append(n)
+        self.deposited = torch.cat([self.deposited, torch.zeros(n, dtype=torch.float64, device=self.device)])
+        self.n_compton = torch.cat([self.n_compton, torch.zeros(n, dtype=torch.int32, device=self.device)])
+        self.n_rayleigh = torch.cat([self.n_rayleigh, torch.zeros(n, dtype=torch.int32, device=self.device)])
+        return base
+
+    def retire(self, in_flight: torch.Tensor) -> Iterator[ExitPhotons]:
+        """Yield the leading batches none of whose photons is in flight (``in_flight``: their numbers)."""
+        while self.sizes:
+            first_alive = float(in_flight.min()) if in_flight.numel() else float("inf")
+            n = self.sizes[0]
+            if first_alive < n:
+                return
+            yield self._pop(n)
+            in_flight -= n  # shifts the caller's clock column in place
+
+    def _pop(self, n: int) -> ExitPhotons:
+        out = torch.cat(self.exit_state) if self.exit_state else torch.zeros(0, 9, device=self.device)
+        out_clock = torch.cat(self.exit_clock) if self.exit_clock else torch.zeros(0, 2, dtype=torch.float64, device=self.device)
+        mine = out_clock[:, 1] < n
+        keep = torch.nonzero(~mine).squeeze(1)
+        self.exit_state = [out.index_select(0, keep)]
+        rest = out_clock.index_select(0, keep)
+        rest[:, 1] -= n
+        self.exit_clock = [rest]
+        sel = torch.nonzero(mine).squeeze(1)
+        out, out_clock = out.index_select(0, sel), out_clock.index_select(0, sel)
         primary = out_clock[:, 1].long()
-        return ExitPhotons(
+        result = ExitPhotons(
             primary=primary,
             energy=out[:, 6].contiguous(),
             position=out[:, 0:3].contiguous(),
             direction=out[:, 3:6].contiguous(),
             time=out_clock[:, 0].contiguous(),
-            n_compton=n_compton[primary],
-            n_rayleigh=n_rayleigh[primary],
-            deposited=deposited,
-            steps=steps,
+            n_compton=self.n_compton[primary],
+            n_rayleigh=self.n_rayleigh[primary],
+            deposited=self.deposited[:n].clone(),
+            steps=self.steps,
         )
+        self.steps = 0
+        self.sizes.pop(0)
+        self.deposited, self.n_compton, self.n_rayleigh = self.deposited[n:], self.n_compton[n:], self.n_rayleigh[n:]
+        return result
