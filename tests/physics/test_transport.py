@@ -135,3 +135,25 @@ def test_sources_outside_the_exit_surface_and_surfaces_cutting_the_phantom_are_r
         transport.run(torch.tensor([[0.0, 0.0, 250.0]]), torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([0.1]), torch.zeros(1, dtype=torch.float64), _generator(6))
     with pytest.raises(ConfigError, match="highest energy"):
         transport.run(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([5.0]), torch.zeros(1, dtype=torch.float64), _generator(6))
+
+
+def test_run_stream_returns_each_batch_in_order_with_its_own_tallies() -> None:
+    phantom = _layered_phantom()
+    phantom.world_material = WATER
+    tables = CrossSectionTables(phantom.all_materials)
+    transport = PhotonTransport(phantom, SphereSurface(150.0), tables)
+    g = _generator(7)
+    sizes, energies = [3000, 500, 4000, 1], [140.5 * keV, 511 * keV, 364.49 * keV, 30 * keV]
+    batches = []
+    for n, e in zip(sizes, energies):
+        d = torch.randn(n, 3, generator=g)
+        batches.append((torch.zeros(n, 3), d / d.norm(dim=1, keepdim=True), torch.full((n,), e), torch.zeros(n, dtype=torch.float64)))
+    results = list(transport.run_stream(iter(batches), g, refill_below=0.5))
+    assert len(results) == len(sizes)
+    for exits, n, e in zip(results, sizes, energies):
+        assert exits.deposited.shape == (n,)
+        assert exits.primary.numel() == 0 or int(exits.primary.max()) < n
+        assert bool((exits.energy <= e * (1 + 1e-6)).all())  # a batch's photons, not another's
+        total = exits.deposited.clone()
+        total.index_add_(0, exits.primary, exits.energy.double())
+        assert torch.allclose(total, torch.tensor(e, dtype=torch.float64), rtol=1e-5)
