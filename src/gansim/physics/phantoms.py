@@ -220,10 +220,11 @@ class VoxelPhantom:
         # floor(index + 0.5) in the padded grid, clamped onto the world border
         idx = idx.floor_().clamp_(min=lut.lower, max=lut.upper)
         flat = torch.mv(idx.to(lut.strides.dtype), lut.strides).long()
+        # index_select on flat tensors: several times faster than advanced indexing (aten::index)
         if lut.grid is not None:
-            pair = lut.grid[flat].long()
-            return lut.material[pair], lut.density[pair]
-        return lut.material[flat].long(), lut.density[flat]
+            pair = lut.grid.index_select(0, flat).long()
+            return lut.material.index_select(0, pair), lut.density.index_select(0, pair)
+        return lut.material.index_select(0, flat).long(), lut.density.index_select(0, flat)
 
 
 _PHANTOM_FIELDS = frozenset(f.name for f in fields(VoxelPhantom))
