@@ -270,7 +270,7 @@ def test_activity_image_from_file_errors(tmp_path: Path) -> None:
         ActivityImageSource.from_file(tmp_path / "missing.mhd")
     flat = tmp_path / "flat.mhd"
     sitk.WriteImage(sitk.Image([4, 4], sitk.sitkFloat32), str(flat))
-    with pytest.raises(DataError, match="3-D scalar image"):
+    with pytest.raises(DataError, match="is 2-D .* expected a 3-D image"):
         ActivityImageSource.from_file(flat)
     junk = tmp_path / "junk.nii.gz"
     junk.write_bytes(b"not an image")

@@ -28,11 +28,9 @@ from gansim.physics.isotopes import Isotope, sample_line_energies
 from gansim.physics.sources import PositionSampler, annihilation_directions, isotropic_directions, positron_range_displacements
 from gansim.units import deg, keV
 
-__all__ = ["EmissionSource", "Primaries", "ELECTRON_MASS", "MIN_RANGE_DENSITY"]
+__all__ = ["EmissionSource", "Primaries", "ELECTRON_MASS"]
 
 ELECTRON_MASS = 510.99895 * keV  # CODATA 2018, m_e c^2
-#: g/cm3; below this the positron range is scaled as at this density (lung is ~0.26)
-MIN_RANGE_DENSITY = 0.1
 
 
 @dataclass
@@ -127,9 +125,8 @@ class EmissionSource:
             n: number of events.
             generator: random generator on the sampler's device.
             density_at: for the positron range, a callable ``position (n, 3) -> density (n,) g/cm3``
-                (the phantom's lookup); ranges are scaled from water by 1/density, the density
-                taken as at least :data:`MIN_RANGE_DENSITY` (a decay in an air voxel at the edge
-                of an activity map is a partial-volume artefact, not a positron free in air).
+                (the phantom's lookup); ranges are scaled from water by 1/density (at least
+                :data:`gansim.physics.sources.MIN_RANGE_DENSITY`).
             inside: a callable ``position (n, 3) -> bool (n,)`` (the exit surface's ``contains``):
                 a positron whose annihilation point would fall outside annihilates at its decay point.
         """
@@ -147,7 +144,7 @@ class EmissionSource:
         start = decay
         if self.positron_range:
             assert self.isotope is not None
-            density = density_at(decay).clamp_min(MIN_RANGE_DENSITY) if callable(density_at) else None
+            density = density_at(decay) if callable(density_at) else None
             start = decay + positron_range_displacements(self.isotope, n, generator, device, density=density).to(decay.dtype)
             if callable(inside):
                 start = torch.where(inside(start)[:, None], start, decay)

@@ -24,10 +24,11 @@ import torch
 
 from gansim.errors import ConfigError
 
-__all__ = ["ImageGeometry", "rotation_matrix"]
+__all__ = ["ImageGeometry", "rotation_matrix", "as_rotation"]
 
 
-def _matrix(value: Sequence[Sequence[float]] | np.ndarray | None, what: str) -> np.ndarray:
+def as_rotation(value: Sequence[Sequence[float]] | np.ndarray | None, what: str) -> np.ndarray:
+    """A finite orthonormal (3, 3) matrix (identity for None), or a ConfigError naming ``what``."""
     m = np.eye(3) if value is None else np.asarray(value, dtype=np.float64)
     if m.shape != (3, 3) or not np.all(np.isfinite(m)):
         raise ConfigError(f"{what}: expected a finite 3x3 matrix, got shape {np.shape(value)}")
@@ -89,9 +90,9 @@ class ImageGeometry:
         if np.any(self.spacing <= 0):
             raise ConfigError(f"image spacing {self.spacing.tolist()} mm: every voxel size must be > 0")
         self.origin = _vector(self.origin, "image origin")
-        self.direction = _matrix(self.direction, "image direction cosines")
+        self.direction = as_rotation(self.direction, "image direction cosines")
         self.translation = _vector(self.translation, "image translation")
-        self.rotation = _matrix(self.rotation, "image rotation")
+        self.rotation = as_rotation(self.rotation, "image rotation")
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -115,7 +116,7 @@ class ImageGeometry:
 
     def placed(self, translation: Sequence[float] | None = None, rotation: np.ndarray | None = None) -> ImageGeometry:
         """The same image with another world placement."""
-        return ImageGeometry(self.shape, self.spacing, self.origin, self.direction, _vector(translation, "translation"), _matrix(rotation, "rotation"))
+        return ImageGeometry(self.shape, self.spacing, self.origin, self.direction, _vector(translation, "translation"), as_rotation(rotation, "rotation"))
 
     # -- transforms -------------------------------------------------------------------
     @property

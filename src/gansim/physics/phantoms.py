@@ -29,6 +29,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
+from gansim.io.images import read_scalar_image
 from gansim.errors import ConfigError, DataError
 from gansim.physics.geometry import ImageGeometry
 from gansim.physics.materials import HUTable, Material, default_hu_table, get_material
@@ -731,27 +732,6 @@ def iec_phantom(
 # ---------------------------------------------------------------------------------------
 # Images from files
 # ---------------------------------------------------------------------------------------
-def _read_image(path: str | Path, what: str) -> tuple[Any, np.ndarray]:
-    """Read a 3-D scalar image with SimpleITK; return it and its array indexed [i, j, k]."""
-    import SimpleITK as sitk
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: {what} file not found (expected a 3-D image SimpleITK reads: .mhd, .nii, .nii.gz, .nrrd)")
-    try:
-        image = sitk.ReadImage(str(p))
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unknown error"
-        raise DataError(f"{p}: cannot read the {what} ({first}); expected a 3-D image SimpleITK reads (.mhd, .nii, .nii.gz, .nrrd)") from None
-    if image.GetDimension() != 3:
-        raise DataError(f"{p}: the {what} is {image.GetDimension()}-D (size {list(image.GetSize())}); expected a 3-D image")
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise DataError(f"{p}: the {what} has {image.GetNumberOfComponentsPerPixel()} components per voxel; expected a scalar image")
-    # GetArrayFromImage is indexed (z, y, x): transpose to gansim's [i, j, k]
-    array = np.ascontiguousarray(sitk.GetArrayFromImage(image).transpose(2, 1, 0))
-    return image, array
-
-
 def _check_finite(array: np.ndarray, path: str | Path, what: str) -> None:
     if np.issubdtype(array.dtype, np.floating):
         bad = ~np.isfinite(array)
@@ -777,7 +757,7 @@ def phantom_from_ct(
         translation, rotation: placement of the image in the world (see ImageGeometry).
         world_material: what surrounds the image.
     """
-    image, hu = _read_image(path, "CT image")
+    image, hu = read_scalar_image(path, "CT image")
     _check_finite(hu, path, "CT image")
     table = default_hu_table() if hu_table is None else hu_table
     index, density, materials = table.convert(hu.astype(np.float32, copy=False))
@@ -822,7 +802,7 @@ def phantom_from_labels(
             raise ConfigError(f"phantom_from_labels: density {value!r} for label {key}: expected a finite value >= 0 g/cm3")
         dens[int(key)] = v
 
-    image, array = _read_image(path, "label image")
+    image, array = read_scalar_image(path, "label image")
     _check_finite(array, path, "label image")
     if not np.issubdtype(array.dtype, np.integer):
         if np.any(array != np.round(array)):

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from gansim.errors import ConfigError, DataError
-from gansim.physics.geometry import ImageGeometry
+from gansim.io.images import read_scalar_image
+from gansim.physics.geometry import ImageGeometry, as_rotation
 from gansim.physics.isotopes import Isotope
 from gansim.units import deg
 
@@ -40,9 +41,10 @@ __all__ = [
     "truncated_exponential_scale",
 ]
 
-# Below this density (g/cm3, about air's) the positron range is not scaled further: a
-# range scaled by 1/density in vacuum would be infinite.
-_MIN_RANGE_DENSITY = 1e-3
+# Below this density (g/cm3; lung is ~0.26) the positron range is scaled as at this density:
+# a decay in an air voxel at the edge of an activity map is a partial-volume artefact, not a
+# positron free in air (and 1/density in vacuum would be infinite).
+MIN_RANGE_DENSITY = 0.1
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -51,15 +53,6 @@ def _vector3(value: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
     if v.shape != (3,) or not np.all(np.isfinite(v)):
         raise ConfigError(f"{what}: expected 3 finite numbers (mm), got {value!r}")
     return v
-
-
-def _rotation(value: Sequence[Sequence[float]] | np.ndarray | None, what: str) -> np.ndarray:
-    m = np.eye(3) if value is None else np.asarray(value, dtype=np.float64)
-    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
-        raise ConfigError(f"{what}: expected a finite 3x3 matrix, got shape {np.shape(value)}")
-    if not np.allclose(m.T @ m, np.eye(3), atol=1e-5):
-        raise ConfigError(f"{what}: expected an orthonormal matrix, got {m.tolist()}")
-    return m
 
 
 def _count(n: int) -> int:
@@ -163,7 +156,7 @@ class BoxSource(PositionSampler):
             raise ConfigError(f"box source size {size_v.tolist()} mm: expected full side lengths >= 0, not all zero")
         self.center = torch.as_tensor(_vector3(center, "box source centre"), dtype=torch.float32, device=self.device)
         self.size = torch.as_tensor(size_v, dtype=torch.float32, device=self.device)
-        self.rotation = torch.as_tensor(_rotation(rotation, "box source rotation"), dtype=torch.float32, device=self.device)
+        self.rotation = torch.as_tensor(as_rotation(rotation, "box source rotation"), dtype=torch.float32, device=self.device)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         local = (torch.rand((_count(n), 3), dtype=torch.float32, generator=generator, device=self.device) - 0.5) * self.size
@@ -264,19 +257,7 @@ class ActivityImageSource(PositionSampler):
 
         ``translation``/``rotation`` place the image in the world (see ImageGeometry).
         """
-        import SimpleITK as sitk
-
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: activity image not found")
-        try:
-            image = sitk.ReadImage(str(path))
-        except RuntimeError as err:
-            raise DataError(f"{path}: SimpleITK cannot read it as an image ({str(err).strip().splitlines()[-1]})") from None
-        if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-            raise DataError(f"{path}: expected a 3-D scalar image, got {image.GetDimension()}-D with {image.GetNumberOfComponentsPerPixel()} components per voxel")
-        # GetArrayFromImage is [k, j, i] (z, y, x): transpose to the [i, j, k] convention
-        array = np.ascontiguousarray(sitk.GetArrayFromImage(image).transpose(2, 1, 0))
+        image, array = read_scalar_image(path, "activity image")
         pose: dict[str, object] = {}
         if translation is not None:
             pose["translation"] = translation
@@ -412,7 +393,7 @@ def positron_range_displacements(
     published mean *range* as the mean straight-line displacement, which overstates the
     blur somewhat (a positron's path is tortuous); it is the documented, simple choice.
     With ``density`` (n,) g/cm3 the distance is scaled by 1 / density (densities below
-    1e-3 g/cm3, about air's, are taken as 1e-3) using the density at the decay point only.
+    MIN_RANGE_DENSITY are taken as MIN_RANGE_DENSITY) using the density at the decay point only.
 
     Raises:
         ConfigError: the isotope emits no positrons.
@@ -428,5 +409,5 @@ def positron_range_displacements(
     if density is not None:
         if density.shape != (n,):
             raise ConfigError(f"density for the positron range: expected shape ({n},), got {tuple(density.shape)}")
-        r = r / torch.clamp(density.to(torch.float64), min=_MIN_RANGE_DENSITY)
+        r = r / torch.clamp(density.to(torch.float64), min=MIN_RANGE_DENSITY)
     return isotropic_directions(n, generator, r.device) * r.to(torch.float32)[:, None]
