@@ -19,6 +19,7 @@ compacted every step so the cost follows the photons still alive.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -167,13 +168,16 @@ class PhotonTransport:
         clock = torch.zeros(0, 2, dtype=torch.float64, device=dev)
         more = True
         last_size = 0
-        for _ in range(_MAX_STEPS):
+        for iteration in itertools.count():
+            if pending.joined and iteration - pending.joined[0] > _MAX_STEPS:
+                raise RuntimeError(f"photon transport: photons still in flight after {_MAX_STEPS} steps; {int(state.shape[0])} photons alive")
             if more and int(state.shape[0]) <= refill_below * last_size:
                 batch = next(batches, None)
                 if batch is None:
                     more = False
                 else:
                     new_state, new_clock, last_size = self._start_batch(batch, pending)
+                    pending.joined.append(iteration)
                     state, clock = torch.cat([state, new_state]), torch.cat([clock, new_clock])
             # hand back every leading batch that has no photon left in flight
             yield from pending.retire(clock[:, 1])
@@ -248,8 +252,6 @@ class PhotonTransport:
             if bool(dead.any()):
                 alive = torch.nonzero(~dead).squeeze(1)
                 state, clock = state.index_select(0, alive), clock.index_select(0, alive)
-        else:
-            raise RuntimeError(f"photon transport did not finish after {_MAX_STEPS} steps; {int(state.shape[0])} photons still alive")
 
     def _start_batch(self, batch: Batch, pending: _Pending) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Check a batch, register it with ``pending`` and return its packed state."""
@@ -291,6 +293,7 @@ class _Pending:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.sizes: list[int] = []
+        self.joined: list[int] = []  # step at which each batch joined, to catch photons that never finish
         self.deposited = torch.zeros(0, dtype=torch.float64, device=device)
         self.n_compton = torch.zeros(0, dtype=torch.int32, device=device)
         self.n_rayleigh = torch.zeros(0, dtype=torch.int32, device=device)
@@ -342,5 +345,6 @@ class _Pending:
         )
         self.steps = 0
         self.sizes.pop(0)
+        self.joined.pop(0)
         self.deposited, self.n_compton, self.n_rayleigh = self.deposited[n:], self.n_compton[n:], self.n_rayleigh[n:]
         return result
