@@ -6,9 +6,9 @@ ID, decay point, first-photon direction and energy. With ``absorbed_rows`` every
 which nothing leaves gets one row of zeros except ``EventID`` and the ``Event*`` keys,
 as GATE's ``store_absorbed_event`` does: this is how a conditional GAN learns the
 probability of absorption. Events are processed in chunks of ``chunk_size`` and written
-as they come, so memory is bounded whatever the number of primaries; each chunk draws
-from its own generator seeded from ``(seed, chunk index)``, so one seed (and chunk size)
-gives the same file every time on a given device. The photons of consecutive chunks
+as they come, so memory is bounded whatever the number of primaries; each chunk's
+emission draws from its own generator seeded from ``(seed, chunk index)``, so one seed
+(and chunk size) gives the same file every time on a given device. The photons of consecutive chunks
 share the transport's steps (the next chunk joins when half of the current one is
 done), which keeps the tensors large; its random stream is seeded from ``seed`` too.
 """
@@ -60,7 +60,8 @@ EXIT_COLUMNS: tuple[str, ...] = (
 
 @dataclass
 class MCSummary:
-    """Counts and energy bookkeeping of a run (energies in MeV)."""
+    """Counts and energy bookkeeping of a run (energies in MeV; ``seconds`` is wall time,
+    including what the consumer does between chunks, such as writing them)."""
 
     events: int = 0
     photons_emitted: int = 0
@@ -185,7 +186,8 @@ def iter_mc_chunks(
         duration: ns (``10 * s``); decays follow a Poisson process decaying with the isotope's half-life.
         start_time: ns, time of the first decay window.
         seed: one seed gives the same chunks every time (same chunk size and device).
-        chunk_size: events per chunk (bounds memory: ~1 KB per event in flight).
+        chunk_size: events per chunk; up to ~1.5 chunks are in flight, ~1.5 KB per event
+            with temporaries (2^18 events: ~0.6 GB above the runtime).
         absorbed_rows: one row per event in which no photon leaves.
         summary: filled in as chunks are produced.
     """
@@ -200,20 +202,20 @@ def iter_mc_chunks(
     transport.check_energies(torch.tensor([source.max_energy]))
     summary = summary if summary is not None else MCSummary()
     density_at: Callable[[torch.Tensor], torch.Tensor] = lambda p: transport.phantom.lookup(p)[1]  # noqa: E731
-    emitted: deque[tuple[Primaries, torch.Tensor, float]] = deque()
-    clock = [_time.perf_counter()]
+    emitted: deque[tuple[Primaries, torch.Tensor]] = deque()  # chunks handed to the transport, not yet returned
+    last = _time.perf_counter()
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
         times = _event_times(source, n=n, activity=activity, duration=duration, start_time=start_time, chunk_size=chunk_size, seed=seed, device=device)
         for chunk, event_time in enumerate(times):
             primaries = source.emit(int(event_time.shape[0]), _generator(device, chunk_seed(seed, chunk)), density_at=density_at, inside=transport.surface.contains)
-            emitted.append((primaries, event_time, 0.0))
+            emitted.append((primaries, event_time))
             yield primaries.position, primaries.direction, primaries.energy, event_time[primaries.event_of_photon]
 
     # one generator for the transport of the whole stream (photons of consecutive chunks share steps)
     next_event_id = 0
     for exits in transport.run_stream(batches(), _generator(device, chunk_seed(seed, 0, stream=2))):
-        primaries, event_time, _ = emitted.popleft()
+        primaries, event_time = emitted.popleft()
         k = int(event_time.shape[0])
         rows = _rows(primaries, event_time, exits, next_event_id, absorbed_rows)
         next_event_id += k
@@ -228,8 +230,8 @@ def iter_mc_chunks(
         summary.steps += exits.steps
         summary.chunks += 1
         now = _time.perf_counter()
-        summary.seconds += now - clock[0]
-        clock[0] = now
+        summary.seconds += now - last
+        last = now
         yield rows, primaries, exits
 
 

@@ -54,7 +54,8 @@ class ExitPhotons:
         n_rayleigh: (M,) int32, Rayleigh scatterings the photon made.
         deposited: (N,) float64 MeV per input photon, energy left in the phantom (photo-absorption,
             Compton electrons, photons below the energy cut).
-        steps: total number of steps (real + fictitious) made by the batch, for diagnostics.
+        steps: photon steps (real + fictitious) made since the previous batch was returned (all
+            of them for a single batch), for diagnostics.
     """
 
     primary: torch.Tensor
