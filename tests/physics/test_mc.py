@@ -151,6 +151,7 @@ def test_pet_pairs_and_tlor_layouts_round_trip_to_the_photon_rows(tmp_path: Path
     assert extra["absorbed"] == photons.absorbed_events
     p = read_table(tmp_path / "pairs.root")
     t = read_table(tmp_path / "tlor.root")
+    assert pairs.rows_written == len(p["E1"]) == extra["pairs"] + extra["singles"] + extra["absorbed"]
     both = (p["E1"] > 0) & (p["E2"] > 0)
     back, valid = tlor_to_pairs({k: v[both] for k, v in t.items()}, radius=180.0)
     assert valid.all()

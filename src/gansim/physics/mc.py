@@ -298,4 +298,5 @@ def run_mc(
             writer.write(rows)
             if progress is not None:
                 progress(summary)
+        summary.rows_written = writer.rows_written  # pair layouts: one row per event, not per photon
     return summary
