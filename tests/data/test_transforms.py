@@ -187,7 +187,18 @@ def test_unit_vector_forward_rejects_non_unit_rows() -> None:
     with pytest.raises(DataError, match="ux"):
         t.forward(np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 2.0]]))
     with pytest.raises(DataError, match="norm"):
-        t.forward(np.array([[0.0, 0.0, 0.0]]))
+        t.forward(np.array([[0.0, 0.0, 1e-4]]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unit_vector_keeps_absorbed_event_rows_of_zeros(backend: str) -> None:
+    # GATE's store_absorbed_event rows: nothing left the phantom, every exit column is 0
+    t = UnitVectorTransform(["ux", "uy", "uz"])
+    x = to_backend(np.array([[0.0, 0.0, 0.0], [0.6, 0.0, 0.8]]), backend)
+    y = t.forward(x)
+    back = np.asarray(t.inverse(y))
+    assert np.array_equal(back[0], [0.0, 0.0, 0.0])
+    assert np.allclose(back[1], [0.6, 0.0, 0.8])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

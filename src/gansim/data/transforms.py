@@ -426,8 +426,11 @@ class UnitVectorTransform(ColumnTransform):
     ``forward`` renormalises (removing float rounding) and raises
     :class:`DataError` if a row's norm differs from 1 by more than
     :attr:`norm_tolerance`: such a row is not a direction and renormalising it
-    would lose its length. ``inverse`` divides each row by its norm (guarded by
-    ``eps`` against a zero row) so that generated directions are unit vectors.
+    would lose its length. A row of three exact zeros is kept as zeros: it is
+    GATE's absorbed-event row (``store_absorbed_event``: nothing left the
+    phantom, every exit column is 0), which conditional SPECT/PET training data
+    holds on purpose. ``inverse`` divides each row by its norm (guarded by
+    ``eps``, so a zero row stays zero) so that generated directions are unit vectors.
     """
 
     kind = "unit_vector"
@@ -446,16 +449,16 @@ class UnitVectorTransform(ColumnTransform):
         x = _as_float(x)
         _check_matrix(x, self.columns, "unit_vector transform")
         norm = _row_norm(x)
-        bad = ~(_abs(norm - 1) <= self.norm_tolerance)  # NaN rows count as bad too
+        bad = ~(_abs(norm - 1) <= self.norm_tolerance) & ~(norm == 0)  # NaN rows count as bad too
         if _any(bad):
             nb = _to_numpy(norm)[:, 0]
             rows = np.flatnonzero(_to_numpy(bad)[:, 0].astype(bool))
             raise DataError(
                 f"unit_vector transform: columns {list(self.columns)} are not a unit vector in "
                 f"{len(rows)} row(s) (first at row {int(rows[0])} with norm {nb[rows[0]]:g}); "
-                f"expected |norm - 1| <= {self.norm_tolerance:g}"
+                f"expected |norm - 1| <= {self.norm_tolerance:g} (or an all-zero absorbed-event row)"
             )
-        return x / norm
+        return x / _maximum(norm, _const(x, [self.eps]))
 
     def inverse(self, y: Any) -> Any:
         y = _as_float(y)
