@@ -20,6 +20,7 @@ The event keys follow GATE's phase-space actor: ``EventPosition`` is the decay p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -118,7 +119,14 @@ class EmissionSource:
         assert self.isotope is not None
         return max(e for e, _ in self.isotope.lines)
 
-    def emit(self, n: int, generator: torch.Generator, *, density_at: object = None, inside: object = None) -> Primaries:
+    def emit(
+        self,
+        n: int,
+        generator: torch.Generator,
+        *,
+        density_at: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        inside: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> Primaries:
         """Sample ``n`` events.
 
         Args:
@@ -144,9 +152,9 @@ class EmissionSource:
         start = decay
         if self.positron_range:
             assert self.isotope is not None
-            density = density_at(decay) if callable(density_at) else None
+            density = density_at(decay) if density_at is not None else None
             start = decay + positron_range_displacements(self.isotope, n, generator, device, density=density).to(decay.dtype)
-            if callable(inside):
+            if inside is not None:
                 start = torch.where(inside(start)[:, None], start, decay)
         d1, d2 = annihilation_directions(n, generator, device, acollinearity_fwhm=self.acollinearity_fwhm)
         e = float(self.energy) if self.energy is not None else ELECTRON_MASS

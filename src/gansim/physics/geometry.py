@@ -160,7 +160,3 @@ class ImageGeometry:
     def voxel_volume(self) -> float:
         """Volume of one voxel, mm^3."""
         return float(np.prod(self.spacing))
-
-    @property
-    def n_voxels(self) -> int:
-        return int(np.prod(self.shape))

@@ -126,12 +126,14 @@ def _event_times(source: EmissionSource, *, n: int | None, activity: float | Non
     yield from times.chunks(chunk_size, _generator(device, chunk_seed(seed, 0, stream=1)))
 
 
-def _rows(primaries: Primaries, event_time: torch.Tensor, exits: ExitPhotons, first_event_id: int, absorbed_rows: bool) -> Table:
-    """The output table of one chunk, rows ordered by event then photon."""
+def _rows(primaries: Primaries, event_time: torch.Tensor, exits: ExitPhotons, first_event_id: int, absorbed_rows: bool) -> tuple[Table, int]:
+    """The output table of one chunk (rows ordered by event then photon) and its number of absorbed events."""
     n = int(event_time.shape[0])
     ev = primaries.event_of_photon[exits.primary]
-    counts = torch.bincount(ev, minlength=n)
-    absorbed = torch.nonzero(counts == 0).squeeze(1) if absorbed_rows else torch.zeros(0, dtype=torch.long, device=ev.device)
+    absorbed = torch.nonzero(torch.bincount(ev, minlength=n) == 0).squeeze(1)
+    n_absorbed = int(absorbed.shape[0])
+    if not absorbed_rows:
+        absorbed = absorbed[:0]
     first_photon = torch.searchsorted(primaries.event_of_photon, torch.arange(n, device=ev.device))
     order = torch.argsort(torch.cat([exits.primary * 2, first_photon[absorbed] * 2 + 1]), stable=True)
     m, a = int(ev.shape[0]), int(absorbed.shape[0])
@@ -160,7 +162,7 @@ def _rows(primaries: Primaries, event_time: torch.Tensor, exits: ExitPhotons, fi
         table[f"EventPosition_{name}"] = primaries.event_position[ev_sorted, axis].cpu().numpy()
         table[f"EventDirection_{name}"] = primaries.event_direction[ev_sorted, axis].cpu().numpy()
     table["EventKineticEnergy"] = primaries.event_energy[ev_sorted].cpu().numpy()
-    return {k: table[k] for k in EXIT_COLUMNS}
+    return {k: table[k] for k in EXIT_COLUMNS}, n_absorbed
 
 
 def iter_mc_chunks(
@@ -217,12 +219,12 @@ def iter_mc_chunks(
     for exits in transport.run_stream(batches(), _generator(device, chunk_seed(seed, 0, stream=2))):
         primaries, event_time = emitted.popleft()
         k = int(event_time.shape[0])
-        rows = _rows(primaries, event_time, exits, next_event_id, absorbed_rows)
+        rows, n_absorbed = _rows(primaries, event_time, exits, next_event_id, absorbed_rows)
         next_event_id += k
         summary.events += k
         summary.photons_emitted += int(primaries.energy.shape[0])
         summary.photons_exited += int(exits.energy.shape[0])
-        summary.absorbed_events += int((torch.bincount(primaries.event_of_photon[exits.primary], minlength=k) == 0).sum())
+        summary.absorbed_events += n_absorbed
         summary.rows_written += len(rows["EventID"])
         summary.energy_emitted += float(primaries.energy.double().sum())
         summary.energy_exited += float(exits.energy.double().sum())

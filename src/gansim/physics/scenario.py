@@ -29,16 +29,13 @@ from gansim.physics.cross_sections import CrossSectionTables
 from gansim.physics.emission import EmissionSource
 from gansim.physics.isotopes import get_isotope
 from gansim.physics.materials import HUTable, default_hu_table, get_material
-from gansim.physics.phantoms import VoxelPhantom, builtin_phantom, phantom_from_ct, phantom_from_labels
+from gansim.physics.phantoms import BUILTIN_PHANTOM_NAMES, VoxelPhantom, builtin_phantom, phantom_from_ct, phantom_from_labels
 from gansim.physics.sources import ActivityImageSource, BoxSource, PointSource, PositionSampler, SphereSource
 from gansim.physics.surfaces import ExitSurface, SphereSurface, parse_exit_surface
 from gansim.physics.transport import PhotonTransport
 from gansim.units import deg, keV
 
-__all__ = ["BUILTIN_PHANTOMS", "MCSetup", "build_phantom", "build_positions", "default_exit_surface", "source_extent", "build_mc"]
-
-BUILTIN_PHANTOMS = ("iec", "water-cylinder", "water-sphere", "water-box")
-
+__all__ = ["MCSetup", "build_phantom", "build_positions", "default_exit_surface", "source_extent", "build_mc"]
 
 def _numbers(text: str, count: int, what: str) -> list[float]:
     try:
@@ -74,7 +71,7 @@ def build_phantom(
         world_material: what fills the space between the phantom and the exit surface.
     """
     name = spec.strip().lower()
-    if name in BUILTIN_PHANTOMS:
+    if name in BUILTIN_PHANTOM_NAMES:
         if hu_table is not None or labels is not None:
             raise ConfigError(f"phantom {spec!r} is built in: a Hounsfield table or a label mapping applies to image files only")
         phantom, activity = builtin_phantom(name, spacing=spacing)
@@ -87,9 +84,9 @@ def build_phantom(
         if not path.exists():
             import difflib
 
-            close = difflib.get_close_matches(name, BUILTIN_PHANTOMS, n=1)
+            close = difflib.get_close_matches(name, list(BUILTIN_PHANTOM_NAMES), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"phantom {spec!r}: neither a built-in phantom ({', '.join(BUILTIN_PHANTOMS)}) nor an existing image file{hint}")
+            raise ConfigError(f"phantom {spec!r}: neither a built-in phantom ({', '.join(BUILTIN_PHANTOM_NAMES)}) nor an existing image file{hint}")
         if labels is not None:
             mapping = _read_labels(labels)
             phantom = phantom_from_labels(path, mapping, translation=translation, rotation=rotation)
