@@ -107,10 +107,17 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
 def _event_times(source: EmissionSource, *, n: int | None, activity: float | None, duration: float | None, start_time: float, chunk_size: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
     """Decay times (float64 ns) of the events, chunk by chunk."""
     if n is not None:
-        if activity is not None or duration is not None:
+        if activity is not None:
             raise ConfigError("give either a number of primaries n or an activity and a duration, not both")
         if n < 0:
             raise ConfigError(f"number of primaries {n}: expected >= 0")
+        if duration is not None:
+            # n decays spread over the window as the decay law says (the Poisson process given its count)
+            if not duration > 0:
+                raise ConfigError(f"duration {duration!r}: must be > 0")
+            times = DecayTimes(1.0, source.half_life, start_time, start_time + duration)
+            yield from times.spread(n, chunk_size, _generator(device, chunk_seed(seed, 0, stream=1)))
+            return
         done = 0
         while done < n:
             k = min(chunk_size, n - done)
@@ -186,6 +193,8 @@ def iter_mc_chunks(
         n: number of events (decays that emit; see :mod:`gansim.physics.emission`), or
         activity: Bq in gansim units (``100 * MBq``) with
         duration: ns (``10 * s``); decays follow a Poisson process decaying with the isotope's half-life.
+            With ``n`` and a duration, the n decays are spread over the window by the same law
+            (without a duration they all happen at ``start_time``).
         start_time: ns, time of the first decay window.
         seed: one seed gives the same chunks every time (same chunk size and device).
         chunk_size: events per chunk; up to ~1.5 chunks are in flight, ~1.5 KB per event

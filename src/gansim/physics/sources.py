@@ -355,6 +355,40 @@ class DecayTimes:
             running = sums[-1]
 
 
+    def spread(self, n: int, chunk_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """Exactly ``n`` decay times on [t_start, t_end], in increasing order, at most ``chunk_size`` per chunk.
+
+        The Poisson process conditioned on its count: n independent times of density
+        A(t) / Lambda(t_end), sorted. The cumulative intensity is cut into equal slices, the
+        count of each slice drawn by successive binomials (a multinomial), and each slice's
+        times are sorted uniforms in Lambda mapped back by Lambda^-1 -- exact, and only one
+        slice is in memory at a time.
+        """
+        if int(n) != n or n < 0:
+            raise ConfigError(f"number of decays {n!r}: expected a whole number >= 0")
+        if int(chunk_size) != chunk_size or chunk_size < 1:
+            raise ConfigError(f"chunk size {chunk_size!r}: expected an integer >= 1")
+        n, chunk_size = int(n), int(chunk_size)
+        device = generator.device
+        slices = max(1, -(-n // chunk_size))
+        width = self.expected_count / slices
+        remaining = n
+        for b in range(slices):
+            if b == slices - 1:
+                k = remaining
+            else:
+                # a binomial draw of mean remaining / (slices - b) <= chunk_size; a few sigma above it
+                # is possible, so a slice may hold a little more than chunk_size (split below)
+                k = int(torch.binomial(torch.tensor(float(remaining), dtype=torch.float64, device=device), torch.tensor(1.0 / (slices - b), dtype=torch.float64, device=device), generator=generator))
+            remaining -= k
+            if k == 0:
+                continue
+            u = torch.sort(torch.rand(k, dtype=torch.float64, generator=generator, device=device)).values
+            times = self._inverse((b + u) * width)
+            for first in range(0, k, chunk_size):  # a slice drawn above its mean is handed out in pieces
+                yield times[first : first + chunk_size]
+
+
 # -- positron range -----------------------------------------------------------------------
 def truncated_exponential_scale(mean: float, maximum: float) -> float:
     """Scale s of the exponential density exp(-r/s) on [0, maximum] whose mean is ``mean``.

@@ -152,8 +152,9 @@ SURFACE_KINDS: dict[str, str] = {"sphere": "sphere:RADIUS", "cylinder": "cylinde
 
 def parse_exit_surface(text: str) -> ExitSurface:
     """An exit surface from a short description (mm): ``"sphere:210"`` (radius) or
-    ``"cylinder:300,400"`` (radius, full length along z), both centred on the world origin."""
-    expected = "expected 'sphere:RADIUS' or 'cylinder:RADIUS,LENGTH' (mm)"
+    ``"cylinder:300,400"`` (radius, full length along z), centred on the origin, or on a
+    centre given after them: ``"sphere:210,0,-20,5"``, ``"cylinder:300,400,0,0,10"``."""
+    expected = "expected 'sphere:RADIUS[,CX,CY,CZ]' or 'cylinder:RADIUS,LENGTH[,CX,CY,CZ]' (mm)"
     if not isinstance(text, str) or ":" not in text:
         raise ConfigError(f"exit surface {text!r}: {expected}")
     kind, _, params = text.partition(":")
@@ -166,10 +167,10 @@ def parse_exit_surface(text: str) -> ExitSurface:
         values = [float(v) for v in params.split(",")]
     except ValueError:
         raise ConfigError(f"exit surface {text!r}: {SURFACE_KINDS[kind]} takes comma-separated numbers (mm)") from None
+    size = 1 if kind == "sphere" else 2
+    if len(values) not in (size, size + 3):
+        raise ConfigError(f"exit surface {text!r}: {expected}; got {len(values)} numbers")
+    center = tuple(values[size:]) if len(values) == size + 3 else (0.0, 0.0, 0.0)
     if kind == "sphere":
-        if len(values) != 1:
-            raise ConfigError(f"exit surface {text!r}: expected {SURFACE_KINDS[kind]}, got {len(values)} numbers")
-        return SphereSurface(values[0])
-    if len(values) != 2:
-        raise ConfigError(f"exit surface {text!r}: expected {SURFACE_KINDS[kind]}, got {len(values)} numbers")
-    return CylinderSurface(values[0], 0.5 * _length(values[1], "cylinder length"))
+        return SphereSurface(values[0], center=center)
+    return CylinderSurface(values[0], 0.5 * _length(values[1], "cylinder length"), center=center)
