@@ -209,10 +209,13 @@ def render_report(
         parts.append("<h2>Per condition bin</h2>")
         rows = []
         for b in bins:
-            m = b.get("metrics", {})
+            m = b.get("metrics") or {}  # None for a bin with too few rows (its reason is in "skipped")
             worst = max((v["w1_rel"] for v in m.get("wasserstein", {}).values()), default=float("nan"))
-            rows.append([", ".join(f"{k} ∈ [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in b["bin"].items()), b.get("ref_rows"), b.get("gen_rows"), worst, m.get("classifier", {}).get("auc", float("nan"))])
-        parts.append(_table(["bin", "reference rows", "generated rows", "max W1/std", "AUC"], rows))
+            rows.append([
+                ", ".join(f"{k} ∈ [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in b["bin"].items()), b.get("ref_rows"), b.get("gen_rows"), worst,
+                m.get("classifier", {}).get("auc", float("nan")), b.get("skipped") or "",
+            ])
+        parts.append(_table(["bin", "reference rows", "generated rows", "max W1/std", "AUC", "skipped"], rows))
     parts.append("<h2>1-D distributions</h2>")
     parts.append(histograms_1d(reference, generated, list(keys)))
     pairs = main_pairs(list(keys))
