@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
-#   make demo   creates .venv, installs gansim, runs the main job on the built-in data
+#   make demo   creates .venv, installs gansim, runs the main job (the SPECT demo) on the built-in data
 #   make test   creates .venv, installs gansim with its test extras, runs the test suite
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -31,7 +31,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/gansim demo linac -o demo-output --force
+	$(VENV)/bin/gansim demo spect -o demo-output --force
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q

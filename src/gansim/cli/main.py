@@ -520,14 +520,18 @@ def mc_cmd(
 
 @app.command()
 def demo(
-    name: Annotated[str, typer.Argument(help="demo to run")] = "linac",
+    name: Annotated[str, typer.Argument(help="demo to run: spect (the main job) or linac")] = "spect",
     output: Annotated[Path, typer.Option("-o", "--output", help="demo directory")] = Path("demo-output"),
-    minutes: Annotated[float, typer.Option("--minutes", help="rough training budget on 2 CPU cores")] = 4.0,
+    minutes: Annotated[Optional[float], typer.Option("--minutes", help="rough training budget on 2 CPU cores (default: spect 5, linac 3)")] = None,
     force: Annotated[bool, typer.Option("--force", help="start over in a non-empty OUTPUT")] = False,
 ) -> None:
-    """The main job on built-in data: make data, train, generate, print the headline distances."""
+    """The main job on built-in data, end to end; prints where its report is.
+
+    spect: Monte Carlo training data, a conditional GAN, a 3-run dynamic simulation with the
+    analog and the GAN source, and a report comparing them. linac: a phase-space GAN.
+    """
     try:
-        from gansim.demo import run_demo
+        from gansim.demos import run_demo
 
         run_demo(name, output, minutes=minutes, force=force, log=lambda m: console.print(m, highlight=False, markup=False), out=out)
     except GansimError as err:
