@@ -82,8 +82,9 @@ def main() -> None:
     for run in stats.results["runs"]:
         total = run["total"]
         print(f"run {run['run_id']}: {total['decays']:,d} decays, {total['zero_energy']:,d} zero-energy events, {total['particles']:,d} exit photons")
+    peak = projection.results["windows"].index("photopeak")
     for run, image in enumerate(projection.results["images"]):
-        print(f"run {run}: {image[0].sum():,.0f} counts in the photopeak window")
+        print(f"run {run}: {image[peak].sum():,.0f} counts in the photopeak window")
     timing = result["timing"]["gan"]
     print(f"GAN source: {timing['particles'] / timing['seconds']:,.0f} exit photons per second; outputs in {args.output}")
 

@@ -110,8 +110,15 @@ def test_non_dynamic_keys_go_to_extra_params() -> None:
 def test_no_dynamic_key_is_refused_listing_the_dynamic_parameters(make: Any, allowed: str) -> None:
     obj = make()
     with pytest.raises(ConfigError, match=f"dynamic parameters are: {allowed}$"):
-        obj.add_dynamic_parametrisation(translationn=[[0, 0, 0]], scale=2)
+        obj.add_dynamic_parametrisation(offset=[[0, 0, 0]], scale=2)
     assert not obj.is_dynamic
+
+
+def test_an_extra_key_spelled_like_a_dynamic_parameter_is_refused_as_a_typo() -> None:
+    volume = BoxVolume("box", 40.0)
+    with pytest.raises(ConfigError, match="'rotaton' is not a dynamic parameter; did you mean 'rotation'"):
+        volume.add_dynamic_parametrisation(translation=[[0, 0, 0]], rotaton=[np.eye(3)])
+    assert not volume.is_dynamic
 
 
 def test_duplicate_name_is_refused() -> None:

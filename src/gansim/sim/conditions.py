@@ -7,8 +7,14 @@ A conditional GAN source (GATE's ``VoxelizedSourceConditionGenerator`` with
 trained with columns in another order still gets the right values.
 
 - :class:`VoxelizedConditionGenerator`: points distributed like an activity image
-  (uniform inside each voxel), placed in the world frame; optional isotropic directions
-  and constant columns.
+  (uniform inside each voxel), placed by its translation/rotation; optional isotropic
+  directions and constant columns.
+
+Frames: "world" below means the frame the generator's output lives in. A
+:class:`~gansim.sim.sources.GANSource` reads conditions in the frame the GAN was trained
+in, the local frame of the volume it is attached to (the phantom at rest), and places
+particles *and* conditions in the simulation world with the volume's pose, once. So give
+the activity image's placement relative to the phantom, not the volume's pose again.
 - :class:`FunctionConditionGenerator`: a user function, its output validated.
 - :func:`as_condition_generator`: a generator from a path or an existing generator.
 

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gansim.errors import ConfigError
+from gansim.errors import ConfigError, GansimError
 from gansim.sim.actors.base import Actor
 
 __all__ = [
@@ -96,6 +96,16 @@ class DynamicObject:
             raise ConfigError(f"{self._describe()}: auto_changer {auto_changer!r}: expected True or False")
         dynamic = {k: v for k, v in params.items() if k in self.dynamic_parameters}
         extra = {k: v for k, v in params.items() if k not in self.dynamic_parameters}
+        import difflib
+
+        for key in extra:
+            # an extra parameter spelled like a dynamic one is almost surely a typo that would be ignored
+            close = difflib.get_close_matches(key, sorted(self.dynamic_parameters), n=1, cutoff=0.8)
+            if close:
+                raise ConfigError(
+                    f"{self._describe()}: {key!r} is not a dynamic parameter; did you mean {close[0]!r}? "
+                    f"(keys that are not dynamic parameters are kept as extra parameters; rename it if that is what you meant)"
+                )
         if not dynamic:
             allowed = ", ".join(sorted(self.dynamic_parameters)) or "none"
             raise ConfigError(f"{self._describe()}: no dynamic parameter among {sorted(params)}; this object's dynamic parameters are: {allowed}")
@@ -139,6 +149,8 @@ class DynamicObject:
                 f"these do not: {'; '.join(bad)}"
             )
         for dp in getattr(self, "dynamic_params", {}).values():
+            if not dp.auto_changer:
+                continue  # a custom changer decides what its values mean
             for key, values in dp.values.items():
                 for run_id, value in enumerate(values):
                     self.check_dynamic_value(key, value, f"{dp.name}.{key}[{run_id}]")
@@ -207,7 +219,11 @@ class ParameterChanger(Changer):
         self.values = list(values)
 
     def apply_change(self, run_id: int) -> None:
-        self.attached_to.apply_dynamic(self.parameter, self.values[run_id])
+        try:
+            self.attached_to.apply_dynamic(self.parameter, self.values[run_id])
+        except GansimError as err:
+            # say which run and which parameter: the runs before this one have already been simulated
+            raise type(err)(f"run {run_id}, dynamic parameter {self.name}: {err}") from err
 
 
 class _DynamicActor(Actor):

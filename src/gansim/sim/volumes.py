@@ -149,8 +149,13 @@ class PhantomVolume(Volume):
             super().apply_dynamic(parameter, value)
 
     def check_dynamic_value(self, parameter: str, value: Any, where: str) -> None:
-        if parameter == "image" and not isinstance(value, (str, Path, VoxelPhantom)):
-            raise ConfigError(f"{self._describe()} {where}: {value!r}: expected a built-in phantom name, an image file or a VoxelPhantom")
+        if parameter == "image":
+            from gansim.physics.phantoms import BUILTIN_PHANTOM_NAMES
+
+            if not isinstance(value, (str, Path, VoxelPhantom)):
+                raise ConfigError(f"{self._describe()} {where}: {value!r}: expected a built-in phantom name, an image file or a VoxelPhantom")
+            if isinstance(value, (str, Path)) and str(value).strip().lower() not in BUILTIN_PHANTOM_NAMES and not Path(value).is_file():
+                raise ConfigError(f"{self._describe()} {where}: {value!r} is neither a built-in phantom ({', '.join(BUILTIN_PHANTOM_NAMES)}) nor an existing image file")
         super().check_dynamic_value(parameter, value, where)
 
     def _build(self) -> VoxelPhantom:

@@ -98,8 +98,8 @@ class StatisticsActor(Actor):
                 if key not in batch.columns:
                     raise DataError(f"actor {self.name!r}: a batch of source {batch.source!r} has no column {key!r}")
             # float64 sums: float32 would lose counts beyond 2**24 particles of weight 1
-            w = batch.columns["Weight"].to(torch.float64)
-            e = batch.columns["KineticEnergy"].to(torch.float64)
+            w = batch.columns["Weight"].cpu().to(torch.float64)  # on the CPU: MPS has no float64
+            e = batch.columns["KineticEnergy"].cpu().to(torch.float64)
             record["weight"] = float(w.sum())
             record["energy_MeV"] = float((w * e).sum())
         return record

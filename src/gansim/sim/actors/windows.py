@@ -110,6 +110,8 @@ def window_weights(energy: torch.Tensor, weight: torch.Tensor, windows: Sequence
     particle whose stored energy equals ``e_min`` as written counts in, and one equal to
     ``e_max`` counts out, whatever float64 -> float32 rounding does to the bound.
     """
+    if energy.device.type == "mps":  # MPS has no float64
+        energy, weight = energy.cpu(), weight.cpu()
     w = weight.to(torch.float64)
     rows = []
     for _, e_min, e_max in windows:

@@ -116,8 +116,11 @@ class AnalogSource(Source):
             super().apply_dynamic(parameter, value)
 
     def check_dynamic_value(self, parameter: str, value: Any, where: str) -> None:
-        if parameter == "activity_image" and self.activity_image is None:
-            raise ConfigError(f"{self._describe()} {where}: a per-run activity_image needs the source to be defined by an activity image, not a shape")
+        if parameter == "activity_image":
+            if self.activity_image is None:
+                raise ConfigError(f"{self._describe()} {where}: a per-run activity_image needs the source to be defined by an activity image, not a shape")
+            if isinstance(value, (str, Path)) and str(value).strip().lower() != "phantom" and not Path(value).is_file():
+                raise ConfigError(f"{self._describe()} {where}: activity image {str(value)!r} not found")
         super().check_dynamic_value(parameter, value, where)
 
     def events_per_decay(self) -> float:

@@ -38,7 +38,7 @@ import torch
 from gansim.errors import ConfigError
 from gansim.sim.particles import EVENT_COLUMNS, PARTICLE_COLUMNS, EventCounts, ParticleBatch
 from gansim.sim.sources.base import Source, SourceRun
-from gansim.units import c_light
+from gansim.units import c_light, keV
 
 __all__ = ["GANSource", "GANPairsSource", "SKIP_POLICIES"]
 
@@ -78,12 +78,17 @@ class GANSource(Source):
         time_key: 1 key, ns, or None (particles then leave at their decay time).
         weight_key: 1 key, or None for weight 1.
         energy_min_threshold, energy_max_threshold: MeV; rows with E < min, E > max, E <= 0 or a
-            non-finite value are handled by ``skip_policy``.
+            non-finite value are handled by ``skip_policy``. A GAN trained with absorbed-event rows
+            (E = 0) generates them with small energies: set the minimum above that blur (the
+            default 1 keV is the Monte Carlo's energy cut, not such a separation; the demo uses 20 keV).
         skip_policy: ``SkipEvents`` (the row is dropped, its decay time passes) or ``ZeroEnergy``
             (the row is an event that emits nothing).
-        backward_distance: mm; move each particle back along its direction (time - d / c).
+        backward_distance: mm; move each particle back along its direction (time - d / c when
+            the GAN gives times; without a time key the particle keeps its decay time).
         relative_timing: True: time = decay time + GAN time; False: GAN time only.
         batch_size: rows generated per forward pass.
+        (Every setting is also a plain attribute, ``src.skip_policy = "ZeroEnergy"`` as in GATE;
+        the values are checked again when the simulation starts.)
         device: ``auto`` (CUDA, MPS, then CPU), ``cpu``, ``cuda[:N]``.
         activity: Bq at time 0 (gansim units), or ``n`` rows per run.
         half_life: ns (default: the isotope's, if given).
@@ -96,7 +101,8 @@ class GANSource(Source):
             (a :class:`~gansim.sim.conditions.VoxelizedConditionGenerator` is made for it),
             giving every condition key of the model by name, in the volume's local frame.
         compute_directions: with an image file as ``condition``: add isotropic directions.
-        attached_to: the volume whose frame the GAN generates in (default: the simulation's).
+        attached_to: the volume whose frame the GAN generates in (default: the simulation's), or
+            ``"world"`` for a source fixed in the world (a linac head above a moving couch).
 
     Dynamic parameters: ``activity``, ``n``, ``condition_image`` (one activity image per run:
     the conditions follow a changing activity distribution -- GATE cannot do this).
@@ -116,7 +122,7 @@ class GANSource(Source):
         energy_key: Any = "KineticEnergy",
         time_key: Any = None,
         weight_key: Any = None,
-        energy_min_threshold: float = 0.0,
+        energy_min_threshold: float = 1 * keV,
         energy_max_threshold: float = math.inf,
         skip_policy: str = "SkipEvents",
         backward_distance: float | None = None,
@@ -140,28 +146,15 @@ class GANSource(Source):
             if half_life is None:
                 half_life = iso.half_life
         super().__init__(name, activity=activity, n=n, half_life=half_life, attached_to=attached_to)
-        given = {"position_keys": position_keys, "direction_keys": direction_keys, "energy_key": energy_key, "time_key": time_key, "weight_key": weight_key}
-        self.keys: dict[str, tuple[Key, ...] | None] = {what: _keys(value, self._key_counts[what], what, name) for what, value in given.items()}
-        for required in ("position_keys", "direction_keys", "energy_key"):
-            if self.keys[required] is None:
-                raise ConfigError(f"source {name!r}: {required} is required (the simulation has no other sampler to fall back on)")
-        if not (energy_min_threshold < energy_max_threshold):
-            raise ConfigError(f"source {name!r}: energy_min_threshold {energy_min_threshold!r} must be below energy_max_threshold {energy_max_threshold!r} (MeV)")
-        self.energy_min_threshold, self.energy_max_threshold = float(energy_min_threshold), float(energy_max_threshold)
-        if skip_policy not in SKIP_POLICIES:
-            raise ConfigError(f"source {name!r} skip_policy {skip_policy!r}: expected one of {', '.join(SKIP_POLICIES)}")
+        # plain attributes, as GATE users set them (src.skip_policy = ...); checked here and again at initialize
+        self.position_keys, self.direction_keys, self.energy_key = position_keys, direction_keys, energy_key
+        self.time_key, self.weight_key = time_key, weight_key
+        self.energy_min_threshold, self.energy_max_threshold = energy_min_threshold, energy_max_threshold
         self.skip_policy = skip_policy
-        if backward_distance is not None and not (math.isfinite(backward_distance) and backward_distance >= 0):
-            raise ConfigError(f"source {name!r} backward_distance {backward_distance!r}: expected a distance >= 0 mm")
-        self.backward_distance = float(backward_distance or 0.0)
-        if not isinstance(relative_timing, bool):
-            raise ConfigError(f"source {name!r} relative_timing {relative_timing!r}: expected True or False")
-        if not relative_timing and self.keys["time_key"] is None:
-            raise ConfigError(f"source {name!r}: relative_timing=False takes the time from the GAN; give a time_key")
+        self.backward_distance = backward_distance
         self.relative_timing = relative_timing
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ConfigError(f"source {name!r} batch_size {batch_size!r}: expected a whole number >= 1")
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
+        self._validate()
         self.device_name = device
         if events_per_decay is None:
             events_per_decay = 1.0 if iso is None else (iso.beta_plus_fraction if self._pairs else iso.photons_per_decay)
@@ -175,6 +168,43 @@ class GANSource(Source):
         self.condition: Any = None
 
     # -- set-up ---------------------------------------------------------------------------
+    def _validate(self) -> None:
+        """Check the settings (attributes may have been changed since construction); fill :attr:`keys`."""
+        name = self.name
+        given = {"position_keys": self.position_keys, "direction_keys": self.direction_keys, "energy_key": self.energy_key, "time_key": self.time_key, "weight_key": self.weight_key}
+        self.keys: dict[str, tuple[Key, ...] | None] = {what: _keys(value, self._key_counts[what], what, name) for what, value in given.items()}
+        for required in ("position_keys", "direction_keys", "energy_key"):
+            if self.keys[required] is None:
+                raise ConfigError(f"source {name!r}: {required} is required (the simulation has no other sampler to fall back on)")
+        lo, hi = self.energy_min_threshold, self.energy_max_threshold
+        if not (_is_number(lo) and _is_number(hi) and lo < hi):
+            raise ConfigError(f"source {name!r}: energy_min_threshold {lo!r} must be a number below energy_max_threshold {hi!r} (MeV)")
+        if self.skip_policy not in SKIP_POLICIES:
+            import difflib
+
+            close = difflib.get_close_matches(str(self.skip_policy), SKIP_POLICIES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"source {name!r} skip_policy {self.skip_policy!r}: expected one of {', '.join(SKIP_POLICIES)}{hint}")
+        d = self.backward_distance
+        if d is not None and not (_is_number(d) and math.isfinite(d) and d >= 0):
+            raise ConfigError(f"source {name!r} backward_distance {d!r}: expected a distance >= 0 mm")
+        if not isinstance(self.relative_timing, bool):
+            raise ConfigError(f"source {name!r} relative_timing {self.relative_timing!r}: expected True or False")
+        if not self.relative_timing and self.keys["time_key"] is None:
+            raise ConfigError(f"source {name!r}: relative_timing=False takes the time from the GAN; give a time_key")
+        b = self.batch_size
+        if isinstance(b, bool) or not _is_number(b) or int(b) != b or b < 1:
+            raise ConfigError(f"source {name!r} batch_size {b!r}: expected a whole number >= 1")
+
+    @property
+    def _time_device(self) -> torch.device:
+        """Times are float64 (ns over hours); MPS has no float64, so they stay on the CPU there."""
+        return torch.device("cpu") if self.device.type == "mps" else self.device
+
+    @property
+    def _backward(self) -> float:
+        return float(self.backward_distance or 0.0)
+
     def events_per_decay(self) -> float:
         return self._events_per_decay
 
@@ -186,6 +216,11 @@ class GANSource(Source):
         else:
             super().apply_dynamic(parameter, value)
 
+    def check_dynamic_value(self, parameter: str, value: Any, where: str) -> None:
+        if parameter == "condition_image" and isinstance(value, (str, Path)) and not Path(value).is_file():
+            raise ConfigError(f"{self._describe()} {where}: condition image {str(value)!r} not found")
+        super().check_dynamic_value(parameter, value, where)
+
     def _update_condition_image(self, value: Any) -> None:
         if not hasattr(self.condition, "update_image"):
             raise ConfigError(f"{self._describe()}: condition_image changes need a voxelised condition generator; this one is {type(self.condition).__name__}")
@@ -195,9 +230,12 @@ class GANSource(Source):
         from gansim.models import load_model
         from gansim.training.device import resolve_device
 
+        self._validate()
         volume = simulation.volume
-        if self.attached_to is not None and (volume is None or self.attached_to != volume.name):
-            raise ConfigError(f"{self._describe()}: attached_to {self.attached_to!r} is not a volume of this simulation")
+        if self.attached_to == "world":
+            volume = None  # generates in the world frame, whatever the volume does
+        elif self.attached_to is not None and (volume is None or self.attached_to != volume.name):
+            raise ConfigError(f"{self._describe()}: attached_to {self.attached_to!r} is neither 'world' nor a volume of this simulation")
         self.volume = volume
         device = resolve_device(self.device_name)
         if self.model is None:
@@ -272,25 +310,25 @@ class GANSource(Source):
         direction = torch.stack([self._value(rows, key, k) for key in dir_keys], dim=1)
         energy = self._value(rows, self.keys["energy_key"][slot], k)  # type: ignore[index]
         time_keys, weight_keys = self.keys["time_key"], self.keys["weight_key"]
-        gan_time = self._value(rows, time_keys[slot], k, torch.float64) if time_keys else None
+        gan_time = self._value(rows, time_keys[slot], k).to(self._time_device, torch.float64) if time_keys else None
         weight = self._value(rows, weight_keys[slot], k) if weight_keys else torch.ones(k, dtype=torch.float32, device=self.device)
         norm = direction.norm(dim=1)
         finite = torch.isfinite(position).all(1) & torch.isfinite(direction).all(1) & torch.isfinite(energy) & torch.isfinite(weight) & (norm > 0)
         if gan_time is not None:
-            finite &= torch.isfinite(gan_time)
+            finite &= torch.isfinite(gan_time).to(finite.device)
         direction = direction / torch.where(norm > 0, norm, torch.ones_like(norm))[:, None]
         ok = finite & (energy > 0) & (energy >= self.energy_min_threshold) & (energy <= self.energy_max_threshold)
-        if self.backward_distance:
-            position = position - self.backward_distance * direction
+        if self._backward:
+            position = position - self._backward * direction
             if gan_time is not None:
-                gan_time = gan_time - self.backward_distance / c_light
+                gan_time = gan_time - self._backward / c_light
         if gan_time is None:
-            global_time = decay_time.clone()
+            global_time, since_decay = decay_time.clone(), torch.zeros_like(decay_time)
         elif self.relative_timing:
-            global_time = decay_time + gan_time
-        else:
-            global_time = gan_time
-        return {"position": position, "direction": direction, "energy": energy, "time": global_time, "weight": weight, "ok": ok, "valid": finite}
+            global_time, since_decay = decay_time + gan_time, gan_time
+        else:  # the GAN's time is the global time; the time since the decay is then unknown: the GAN's own
+            global_time, since_decay = gan_time, gan_time
+        return {"position": position, "direction": direction, "energy": energy, "time": global_time, "since_decay": since_decay, "weight": weight, "ok": ok, "valid": finite}
 
     def _to_world(self, position: torch.Tensor, direction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.volume is None:
@@ -306,9 +344,9 @@ class GANSource(Source):
         if self.condition is not None:
             cond_generator = torch.Generator(device=self.condition.device).manual_seed(int(run.seed) ^ 0x2545F491)
         next_id = run.first_event_id
-        for times_cpu in self.decay_times(run, self.batch_size):
+        for times_cpu in self.decay_times(run, int(self.batch_size)):
             k = int(times_cpu.shape[0])
-            decay_time = times_cpu.to(self.device)
+            decay_time = times_cpu.to(self._time_device)
             rows, cond = self._generate(decay_time, generator, cond_generator)
             rows = self._prepare_rows(rows, k)
             photons = [self._photon(rows, slot, k, decay_time) for slot in range(self._photons_per_row())]
@@ -324,7 +362,7 @@ class GANSource(Source):
             n_invalid = int((~valid).sum())
             n_out = int((~emits).sum())
             if self.skip_policy == "SkipEvents":
-                event_id = next_id + torch.cumsum(emits.to(torch.int64), 0) - 1
+                event_id = next_id + torch.cumsum(emits.to(torch.int64), 0) - 1  # consecutive over the events kept
                 counts = EventCounts(decays=k, events=k - n_out, skipped=n_out, invalid=n_invalid)
             else:
                 event_id = next_id + torch.arange(k, device=self.device)
@@ -346,7 +384,7 @@ class GANSource(Source):
 
         def pick(name: str) -> torch.Tensor:
             stacked = torch.stack([p[name] for p in photons], dim=1)
-            return stacked.reshape(-1, *stacked.shape[2:])[ok]
+            return stacked.reshape(-1, *stacked.shape[2:])[ok.to(stacked.device)]  # times may live on the CPU (MPS)
 
         position, direction = self._to_world(pick("position"), pick("direction"))
         time = pick("time")
@@ -357,7 +395,7 @@ class GANSource(Source):
         for axis, a in enumerate("XYZ"):
             columns[f"PreDirection_{a}"] = direction[:, axis].contiguous()
         columns["GlobalTime"] = time
-        columns["TimeFromBeginOfEvent"] = time - decay_time[rows_kept]
+        columns["TimeFromBeginOfEvent"] = pick("since_decay")
         columns["Weight"] = pick("weight")
         columns["EventID"] = event_id[rows_kept].to(torch.int64)
         columns["PhotonIndex"] = slot[ok].to(torch.int64)
@@ -387,7 +425,8 @@ class GANPairsSource(GANSource):
             .. dBz t1 E1 E2``, ``gansim mc --layout tlor``), the radius (mm) of the sphere the
             pairs are put back on (:func:`gansim.physics.pet.tlor_to_pairs`); rows whose line
             misses it are counted ``invalid`` and emit nothing.
-        tlor_center: centre of that sphere in the local frame (mm).
+        tlor_center: centre of that sphere in the local frame (mm); default the centre of the
+            simulation's exit surface (``gansim mc``'s default sphere is centred on the phantom image).
 
     Only the ``ZeroEnergy`` policy exists for pairs: a photon out of the energy window is
     not emitted, the other one still is; an event whose photons are both off counts as
@@ -409,16 +448,28 @@ class GANPairsSource(GANSource):
         weight_key: Any = None,
         skip_policy: str = "ZeroEnergy",
         tlor_radius: float | None = None,
-        tlor_center: Sequence[float] = (0.0, 0.0, 0.0),
+        tlor_center: Sequence[float] | None = None,
         **kwargs: Any,
     ) -> None:
-        if skip_policy != "ZeroEnergy":
-            raise ConfigError(f"source {name!r}: a pair source only has the ZeroEnergy policy (a pair with one photon out of the window is still an event); got {skip_policy!r}")
         if tlor_radius is not None and not (math.isfinite(tlor_radius) and tlor_radius > 0):
             raise ConfigError(f"source {name!r} tlor_radius {tlor_radius!r}: expected a radius > 0 mm")
         self.tlor_radius = tlor_radius
-        self.tlor_center = np.asarray(tlor_center, dtype=np.float64).reshape(3)
+        self.tlor_center = None if tlor_center is None else np.asarray(tlor_center, dtype=np.float64).reshape(3)
         super().__init__(name, model, position_keys=position_keys, direction_keys=direction_keys, energy_key=energy_key, time_key=time_key, weight_key=weight_key, skip_policy=skip_policy, **kwargs)
+
+    def _validate(self) -> None:
+        if self.skip_policy != "ZeroEnergy":
+            raise ConfigError(f"source {self.name!r}: a pair source only has the ZeroEnergy policy (a pair with one photon out of the window is still an event); got {self.skip_policy!r}")
+        super()._validate()
+
+    def initialize(self, simulation: Any) -> None:
+        super().initialize(simulation)
+        if self.tlor_radius is not None and self.tlor_center is None:
+            # the training exit sphere is, by default, the simulation's (centred on the phantom image)
+            surface = simulation._local_surface() if simulation.volume is not None else None
+            self._center = np.asarray(surface.center if surface is not None else (0.0, 0.0, 0.0), dtype=np.float64)
+        else:
+            self._center = np.zeros(3) if self.tlor_center is None else self.tlor_center
 
     def _photons_per_row(self) -> int:
         return 2
@@ -442,7 +493,7 @@ class GANPairsSource(GANSource):
 
         table = {key: rows[key].double().cpu().numpy() for key in TLOR_KEYS}
         for axis, key in enumerate(("Cx", "Cy", "Cz")):
-            table[key] = table[key] - self.tlor_center[axis]
+            table[key] = table[key] - self._center[axis]
         energies = table["E1"].copy(), table["E2"].copy()
         # validity of the geometry only: energies (a single has E2 = 0) are the policy's business
         table["E1"] = np.ones(k)
@@ -451,7 +502,7 @@ class GANPairsSource(GANSource):
         pairs["E1"], pairs["E2"] = energies
         out = {key: torch.from_numpy(np.where(valid, value, np.nan)).to(self.device) for key, value in pairs.items()}
         for axis, key in enumerate(("X", "Y", "Z")):
-            out[f"{key}1"] = out[f"{key}1"] + self.tlor_center[axis]
-            out[f"{key}2"] = out[f"{key}2"] + self.tlor_center[axis]
+            out[f"{key}1"] = out[f"{key}1"] + self._center[axis]
+            out[f"{key}2"] = out[f"{key}2"] + self._center[axis]
         out.update({key: value for key, value in rows.items() if key not in out})
         return out
