@@ -19,9 +19,8 @@ from typing import Any
 import torch
 
 from gansim.errors import DataError
-from gansim.io.atomic import check_writable
-from gansim.sim.actors.base import Actor, RunContext
-from gansim.sim.actors.windows import check_json_output, write_json
+from gansim.sim.actors.base import RunContext
+from gansim.sim.actors.json_output import JsonResultsActor
 from gansim.sim.particles import EventCounts, ParticleBatch
 
 __all__ = ["StatisticsActor", "STAT_KEYS"]
@@ -43,7 +42,7 @@ def _add(into: dict[str, Any], other: dict[str, Any]) -> None:
         into[key] += other[key]
 
 
-class StatisticsActor(Actor):
+class StatisticsActor(JsonResultsActor):
     """Counts of events and particles per run and source, and the wall time of each run.
 
     Args:
@@ -63,11 +62,7 @@ class StatisticsActor(Actor):
     """
 
     def __init__(self, name: str, output: str | Path | None = None) -> None:
-        super().__init__(name)
-        self.output = check_json_output(name, output)
-        self._path: Path | None = None
-        self._force = False
-        self._published = False
+        super().__init__(name, output)
         self._source_names: list[str] = []
         self._current: dict[str, Any] | None = None
         self._t0 = 0.0
@@ -75,9 +70,7 @@ class StatisticsActor(Actor):
 
     def initialize(self, context: RunContext) -> None:
         self._source_names = list(context.source_names)
-        self._force = bool(context.force)
-        if self.output is not None:
-            self._path = check_writable(context.resolve(self.output), self._force)
+        self._prepare_output(context)
         self.results = {"runs": [], "total": _zero(), "sources": {s: _zero() for s in self._source_names}}
 
     def begin_run(self, run_id: int, interval: tuple[float, float]) -> None:
@@ -124,16 +117,6 @@ class StatisticsActor(Actor):
         self.results["runs"].append(self._current)
         self._current = None
 
-    def finalize(self) -> None:
-        if self._path is not None:
-            write_json(self._path, self.results, self._force)
-            self._published = True
-
-    def abort(self) -> None:
-        """Remove the JSON file if this simulation wrote it (a later actor failed to finalize)."""
-        if self._published and self._path is not None:
-            self._path.unlink(missing_ok=True)
-        self._published = False
 
     def summary(self) -> str:
         """A short text table: one line per run and source, then the totals."""

@@ -9,7 +9,6 @@ windows split the projection actor's images (:mod:`gansim.sim.actors.projection`
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from numbers import Real
@@ -19,8 +18,8 @@ from typing import Any
 import torch
 
 from gansim.errors import ConfigError, DataError
-from gansim.io.atomic import atomic_path, check_writable
-from gansim.sim.actors.base import Actor, RunContext
+from gansim.sim.actors.base import RunContext
+from gansim.sim.actors.json_output import JsonResultsActor
 from gansim.sim.actors.phsp import check_source_option, check_sources
 from gansim.sim.particles import ParticleBatch
 from gansim.units import keV
@@ -128,23 +127,7 @@ def bounds_for_json(windows: Sequence[EnergyWindow]) -> dict[str, list[float | N
     return {label: [lo, hi if math.isfinite(hi) else None] for label, lo, hi in windows}
 
 
-def write_json(path: Path, data: Any, force: bool) -> None:
-    """Write ``data`` as indented JSON, atomically (a failure leaves no partial file)."""
-    text = json.dumps(data, indent=2, allow_nan=False)
-    with atomic_path(path, force=force, suffix=".json") as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
-
-
-def check_json_output(actor: str, output: str | Path | None) -> Path | None:
-    """Validate an optional ``.json`` output name at construction."""
-    if output is None:
-        return None
-    if not isinstance(output, (str, Path)) or not str(output) or not str(output).lower().endswith(".json"):
-        raise ConfigError(f"actor {actor!r}: output={output!r}: expected a file name ending in .json (or None)")
-    return Path(output)
-
-
-class EnergyWindowsActor(Actor):
+class EnergyWindowsActor(JsonResultsActor):
     """Weighted particle counts in energy windows, per run and per source.
 
     Args:
@@ -166,16 +149,12 @@ class EnergyWindowsActor(Actor):
         output: str | Path | None = None,
         sources: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, output)
         try:
             self.windows = parse_energy_windows(windows)
         except ConfigError as err:
             raise ConfigError(f"actor {name!r}: windows: {err}") from None
-        self.output = check_json_output(name, output)
         self.sources = check_source_option(name, sources)
-        self._path: Path | None = None
-        self._force = False
-        self._published = False
         self._recorded: list[str] = []
         self.results = self._empty_results([])
 
@@ -190,9 +169,7 @@ class EnergyWindowsActor(Actor):
 
     def initialize(self, context: RunContext) -> None:
         self._recorded = check_sources(self.name, self.sources, context)
-        self._force = bool(context.force)
-        if self.output is not None:
-            self._path = check_writable(context.resolve(self.output), self._force)
+        self._prepare_output(context)
         self.results = self._empty_results(self._recorded)
 
     def _grow(self, run_id: int) -> None:
@@ -219,13 +196,3 @@ class EnergyWindowsActor(Actor):
             self.results["counts"][label][batch.run_id] += value
             per_source[label][batch.run_id] += value
 
-    def finalize(self) -> None:
-        if self._path is not None:
-            write_json(self._path, self.results, self._force)
-            self._published = True
-
-    def abort(self) -> None:
-        """Remove the JSON file if this simulation wrote it (a later actor failed to finalize)."""
-        if self._published and self._path is not None:
-            self._path.unlink(missing_ok=True)
-        self._published = False
