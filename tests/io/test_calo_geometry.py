@@ -13,12 +13,16 @@ def test_calogan_layers_match_the_file_layout() -> None:
     assert [(layer.name, layer.shape) for layer in CALOGAN.layers] == [("layer_0", (3, 96)), ("layer_1", (12, 12)), ("layer_2", (12, 6))]
     assert CALOGAN.n_cells == 504  # the CaloGAN ntuple's cell_0 .. cell_503
     for layer in CALOGAN.layers:
-        # every layer covers the +-240 mm window, and the beam (0, 0) sits on a cell edge on both axes
+        # every layer covers the +-240 mm window symmetrically
         for axis in (1, 2):
             edges = layer.edges(axis)
             assert edges[0] == pytest.approx(-240.0) and edges[-1] == pytest.approx(240.0)
-            assert np.any(np.isclose(edges, 0.0))
             np.testing.assert_allclose(layer.centres(axis), -layer.centres(axis)[::-1])
+    # the beam (0, 0) is on the boundary of eta strips 47/48 and inside the middle of layer 0's
+    # three 160 mm phi cells; on a corner of four cells in layers 1 and 2
+    assert np.isclose(CALOGAN.layers[0].edges(2)[48], 0.0) and not np.any(np.isclose(CALOGAN.layers[0].edges(1), 0.0))
+    for layer in CALOGAN.layers[1:]:
+        assert all(np.any(np.isclose(layer.edges(axis), 0.0)) for axis in (1, 2))
     assert sum(layer.depth for layer in CALOGAN.layers) == pytest.approx(480.0)
     assert CALOGAN.layers[0].axis_names == ("phi", "eta")
 

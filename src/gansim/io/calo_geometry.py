@@ -10,7 +10,8 @@ the pre-step z of each deposit: layer 0 (z < -150 mm, 90 mm deep), layer 1 (-150
 **axis 1 of each layer image is x, called phi, axis 2 is y, called eta** (as the CaloGAN
 converter reshapes its ntuple and as CaloFlow's ``PHI_CELLS``/``ETA_CELLS`` say): layer 0 has
 3 x 96 cells of 160 x 5 mm, layer 1 12 x 12 of 40 x 40 mm, layer 2 12 x 6 of 40 x 80 mm. The
-beam enters along +z at x = y = 0, on a cell corner in every layer.
+beam enters along +z at x = y = 0: on the boundary of eta strips 47 and 48 (inside the middle
+160 mm phi cell) in layer 0, on the corner of four cells in layers 1 and 2.
 
 **CaloChallenge** (2022, datasets 2 and 3; DS1 from its binning XML): cylindrical voxels in
 (layer, alpha, r) order, flattened in that order in the files.
