@@ -395,8 +395,11 @@ def data_cmd(
     n: Annotated[int, typer.Option("-n", "--n", min=1, help="rows")] = 1_000_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     force: Annotated[bool, typer.Option("--force")] = False,
+    particle: Annotated[Optional[str], typer.Option("--particle", help="calo: eplus, gamma or piplus")] = None,
+    layout: Annotated[Optional[str], typer.Option("--layout", help="calo: calogan (default) or calochallenge-ds2")] = None,
 ) -> None:
-    """Write a built-in data set (no download), e.g. `gansim data linac -o linac.npy`."""
+    """Write a built-in data set (no download), e.g. `gansim data linac -o linac.npy`,
+    `gansim data calo --particle eplus -n 100000 -o eplus.h5`."""
     try:
         from gansim.data.builtin import BUILTIN_DATASETS
         from gansim.io.phsp import write_table
@@ -404,9 +407,15 @@ def data_cmd(
         if name == "list":
             for key, (description, _) in BUILTIN_DATASETS.items():
                 out.print(f"{key:12s} {description}", highlight=False, markup=False)
+            out.print(f"{'calo':12s} GFlash showers in the CaloGAN layout (--particle eplus|gamma|piplus; --layout calochallenge-ds2), HDF5", highlight=False, markup=False)
             return
+        if name == "calo":
+            _write_calo(output, n, seed, force, particle or "eplus", layout or "calogan")
+            return
+        if particle is not None or layout is not None:
+            raise GansimError(f"--particle and --layout apply to the calo data set, not {name!r}")
         if name not in BUILTIN_DATASETS:
-            raise GansimError(f"unknown data set {name!r}; available: {', '.join(BUILTIN_DATASETS)}")
+            raise GansimError(f"unknown data set {name!r}; available: {', '.join(BUILTIN_DATASETS)}, calo")
         if output is None:
             raise GansimError("-o/--output is required")
         table = BUILTIN_DATASETS[name][1](n, seed)
@@ -414,6 +423,20 @@ def data_cmd(
         out.print(f"{n:,d} rows of {name!r} written to {output}", highlight=False, markup=False)
     except GansimError as err:
         _fail(err)
+
+
+def _write_calo(output: Path | None, n: int, seed: int, force: bool, particle: str, layout: str) -> None:
+    """GFlash showers written chunk by chunk (bounded memory) in the CaloGAN or CaloChallenge layout."""
+    from gansim.data.calo import iter_calo_showers
+    from gansim.io.calo import write_shower_chunks
+
+    if output is None:
+        raise GansimError("-o/--output is required (an .h5 or .hdf5 file)")
+    if output.suffix.lower() not in (".h5", ".hdf5"):
+        raise GansimError(f"{output}: calorimeter showers are written as HDF5; use a .h5 or .hdf5 name")
+    chunks = (part.to_shower_data() for part in iter_calo_showers(n, particle, seed=seed, layout=layout, chunk=4096, workers=2))
+    rows = write_shower_chunks(output, chunks, force=force)
+    out.print(f"{rows:,d} {particle} showers ({layout} layout) written to {output}", highlight=False, markup=False)
 
 
 def _count(text: str, what: str) -> float:

@@ -27,7 +27,7 @@ import math
 import os
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +52,7 @@ __all__ = [
     "ShowerData",
     "detect_shower_layout",
     "find_duplicate_showers",
+    "write_shower_chunks",
     "read_binning_xml",
     "read_calochallenge",
     "read_calogan",
@@ -572,6 +573,70 @@ def write_calochallenge(path: PathLike, data: ShowerData, *, force: bool = False
             f.attrs[_ATTR_BINNING] = _binning_to_json(geom)
         _write_rows(f, _CC_ENERGY, energy, dt).attrs["unit"] = "MeV"
         _write_rows(f, _CC_SHOWERS, np.asarray(data.layers[0]), dt).attrs["unit"] = "MeV"
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming
+
+
+def write_shower_chunks(path: PathLike, chunks: Iterable[ShowerData], *, force: bool = False, dtype: Any = np.float32) -> int:
+    """Write showers chunk by chunk (bounded memory) in the layout of the first chunk, atomically; return the row count.
+
+    The datasets are those of :func:`write_calogan` or :func:`write_calochallenge`, grown as the
+    chunks come; every chunk is checked like a whole file would be. Nothing is left behind if a
+    chunk fails.
+    """
+    dt = _check_dtype_arg(dtype)
+    h5py = _h5py()
+    total = 0
+    with atomic_path(path, force=force) as tmp, h5py.File(tmp, "w") as f:
+        datasets: dict[str, Any] = {}
+        layout: str | None = None
+        for data in chunks:
+            if layout is None:
+                layout = data.layout
+            elif data.layout != layout:
+                raise DataError(f"{path}: chunk of {data.layout!r} showers after {layout!r} ones; one file holds one layout")
+            rows = _chunk_rows_to_write(data, path)
+            if not datasets:
+                datasets = _create_growing(f, data, rows, dt)
+            for name, values in rows.items():
+                ds = datasets[name]
+                ds.resize(total + values.shape[0], axis=0)
+                ds[total:] = values.astype(dt)
+            total += len(data)
+        if layout is None:
+            raise DataError(f"{path}: no showers to write")
+    return total
+
+
+def _chunk_rows_to_write(data: ShowerData, path: PathLike) -> dict[str, np.ndarray]:
+    """The datasets of one chunk, in file units, checked."""
+    if isinstance(data.geometry, CartesianGeometry):
+        n = _check_for_write(data, path, {layer.name: layer.shape for layer in CALOGAN.layers})
+        overflow = np.zeros((n, len(CALOGAN.layers))) if data.overflow is None else np.asarray(data.overflow)
+        _check_values(overflow, 0, f"{path}: cannot write the showers", _CALOGAN_OVERFLOW, positive=False)
+        rows = {_CALOGAN_ENERGY: np.asarray(data.energy, dtype=np.float64).reshape(n, 1) / GeV}
+        rows.update({layer.name: np.asarray(arr) for layer, arr in zip(CALOGAN.layers, data.layers)})
+        rows[_CALOGAN_OVERFLOW] = overflow
+        return rows
+    n = _check_for_write(data, path, {_CC_SHOWERS: (data.geometry.n_cells,)})
+    return {_CC_ENERGY: np.asarray(data.energy, dtype=np.float64).reshape(n, 1) / MeV, _CC_SHOWERS: np.asarray(data.layers[0])}
+
+
+def _create_growing(f: Any, data: ShowerData, rows: dict[str, np.ndarray], dt: np.dtype) -> dict[str, Any]:
+    """Resizable datasets (and the layout attributes) for the first chunk's layout."""
+    out = {}
+    for name, values in rows.items():
+        out[name] = f.create_dataset(name, shape=(0, *values.shape[1:]), maxshape=(None, *values.shape[1:]), dtype=dt, chunks=(max(1, min(1024, _chunk_rows(values.shape[1:]))), *values.shape[1:]))
+        out[name].attrs["unit"] = "GeV (kinetic energy of the primary)" if name == _CALOGAN_ENERGY else "MeV"
+    if isinstance(data.geometry, CartesianGeometry):
+        f.attrs[_ATTR_LAYOUT] = "calogan"
+    else:
+        f.attrs[_ATTR_LAYOUT] = data.geometry.name
+        if data.geometry not in (CALOCHALLENGE_DS2, CALOCHALLENGE_DS3):
+            f.attrs[_ATTR_BINNING] = _binning_to_json(data.geometry)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
