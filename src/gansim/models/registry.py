@@ -16,6 +16,7 @@ __all__ = ["FAMILIES", "register_family", "get_family", "load_model"]
 #: family name -> module that registers it (imported on first use, so a source needs no training extras).
 FAMILIES: dict[str, str] = {
     "phsp": "gansim.models.phsp_gan",
+    "calogan": "gansim.models.calogan_model",
 }
 _REGISTERED: dict[str, Any] = {}
 
