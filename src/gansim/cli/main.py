@@ -69,9 +69,17 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def detect_family(data: Path) -> str:
-    """Family from the data: a phase-space table (ROOT, npy, npz, MCPL, IAEA) is ``phsp``."""
+    """Family from the data: a CaloGAN HDF5 file is ``calogan``; a phase-space table (ROOT, npy, npz, MCPL, IAEA) is ``phsp``."""
     from gansim.io.phsp import detect_format
 
+    if data.suffix.lower() in (".h5", ".hdf5"):
+        from gansim.io.calo import detect_shower_layout
+
+        layout = detect_shower_layout(data)
+        if layout == "calogan":
+            return "calogan"
+        if layout is not None:
+            raise GansimError(f"{data}: a {layout} shower file; this gansim trains CaloGAN-layout showers so far (the CaloChallenge models come next)")
     try:
         detect_format(data)
         return "phsp"
@@ -101,8 +109,11 @@ def train(
         from gansim.config import parse_config, read_config_file
 
         fam = family or detect_family(data)
+        if fam == "calogan":
+            _train_calogan(data, config, output, resume, force, total_rows, batch_size, device, seed, set_)
+            return
         if fam != "phsp":
-            raise GansimError(f"--family {fam!r}: this gansim trains 'phsp' (phase-space) models")
+            raise GansimError(f"--family {fam!r}: this gansim trains 'phsp' (phase-space) and 'calogan' models")
         from gansim.models.phsp_gan import PhaseSpaceGANConfig
         from gansim.models.phsp_train import train_phase_space
 
@@ -138,6 +149,24 @@ def train(
             out.print(f"model written to {model_dir}", highlight=False, markup=False)
     except GansimError as err:
         _fail(err)
+
+
+def _train_calogan(
+    data: Path, config: Path | None, output: Path, resume: bool, force: bool, total_rows: int | None, batch_size: int | None, device: str | None, seed: int | None, set_: list[str]
+) -> None:
+    """`gansim train showers.h5 [CONFIG] -o RUN`: the faithful CaloGAN."""
+    from gansim.config import parse_config, read_config_file
+    from gansim.models.calogan import CaloGANConfig
+    from gansim.models.calogan_train import train_calogan
+
+    raw = read_config_file(output / "config.json") if resume and (output / "config.json").is_file() else (read_config_file(config) if config is not None else {})
+    overrides: dict[str, Any] = {}
+    for name, value in (("total_rows", total_rows), ("batch_size", batch_size), ("device", device), ("seed", seed)):
+        if value is not None:
+            overrides.setdefault("train", {})[name] = value
+    cfg = parse_config(CaloGANConfig, _merge(_merge(raw, overrides), _parse_set(set_)), source=str(config) if config else "config")
+    model_dir = train_calogan(data, cfg, output, resume=resume, force=force, log=lambda m: console.print(m, highlight=False, markup=False))
+    out.print(f"model written to {model_dir}", highlight=False, markup=False)
 
 
 def _maybe_translate_gaga(raw: dict[str, Any], config: Path | None, data: Path) -> dict[str, Any]:
@@ -202,7 +231,7 @@ def generate(
     with_conditions: Annotated[bool, typer.Option("--with-conditions", help="write the condition columns beside the generated ones")] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite OUTPUT")] = False,
 ) -> None:
-    """Generate N particles from MODEL into OUTPUT, in bounded memory."""
+    """Generate N particles (or showers) from MODEL into OUTPUT, in bounded memory."""
     try:
         from gansim.sampling import generate_to_file
 
@@ -212,6 +241,11 @@ def generate(
             seed = secrets.randbits(31)
             if _is_main_process():
                 console.print(f"seed: {seed} (pass --seed {seed} to generate the same particles again)", highlight=False, markup=False)
+        from gansim.models.model_file import read_manifest
+
+        if read_manifest(model).get("family") == "calogan":
+            _generate_showers(model, n, output, _parse_conds(cond), seed, min(batch_size, 4096), device, force)
+            return
         writer_options = {k: v for k, v in (("particle", _particle_arg(particle)), ("drop_unknown", drop_unknown or None)) if v is not None}
         written = generate_to_file(
             model, output, n=n, cond=_parse_conds(cond), cond_file=cond_file, seed=seed, batch_size=batch_size, device=device, force=force,
@@ -221,6 +255,31 @@ def generate(
             out.print(f"{written:,d} particles written to {output} (seed {seed})", highlight=False, markup=False)
     except GansimError as err:
         _fail(err)
+
+
+def _generate_showers(model: Path, n: int | None, output: Path, cond: dict[str, float], seed: int, batch_size: int, device: str, force: bool) -> None:
+    """CaloGAN showers into a CaloGAN-layout HDF5 file; ``--cond energy=E`` (GeV) fixes the incident energy."""
+    from gansim.io.calo import write_shower_chunks
+    from gansim.models import load_model
+
+    if n is None:
+        raise GansimError("give the number of showers with -n")
+    if output.suffix.lower() not in (".h5", ".hdf5"):
+        raise GansimError(f"{output}: showers are written in the CaloGAN HDF5 layout; use a .h5 or .hdf5 name")
+    unknown = sorted(set(cond) - {"energy"})
+    if unknown:
+        raise GansimError(f"--cond {unknown}: a CaloGAN model takes only --cond energy=E (GeV)")
+    energy_mev = None if "energy" not in cond else cond["energy"] * 1000.0
+    loaded = load_model(model, device=device)
+    # one block of showers at a time: the seed fixes showers by index, so blocks give what one call would
+    step = 16 * 1024
+
+    def chunks() -> Any:
+        for start in range(0, n, step):
+            yield loaded.sample(min(step, n - start), energy_mev, seed=seed, batch_size=batch_size, first=start)
+
+    rows = write_shower_chunks(output, chunks(), force=force)
+    out.print(f"{rows:,d} showers written to {output} (seed {seed})", highlight=False, markup=False)
 
 
 @app.command()
@@ -314,7 +373,19 @@ def _print_manifest(path: Path, manifest: dict[str, Any]) -> None:
         table.add_row(field, Text(value))  # Text: units like [mm] and paths are not read as markup
 
     add("family", str(manifest.get("family")))
-    add("format", f"{manifest.get('format')} v{manifest.get('format_version')} (gansim {manifest.get('gansim_version')})")
+    add("format", f"{manifest.get('format')} v{manifest.get('format_version')} (gansim {manifest.get('gansim_version') or training.get('gansim_version')})")
+    if manifest.get("family") != "phsp":
+        # other families: their layout, architecture settings and training facts as they are stored
+        add("layout", str(manifest.get("layout")))
+        add("architecture", json.dumps(arch))
+        if data:
+            split = data.get("split", {})
+            add("training data", f"{data.get('path')} ({data.get('showers_in_file'):,} showers, {data.get('duplicates')} duplicates, sha256 {str(data.get('sha256'))[:16]}…)")
+            add("split", f"{split.get('rows')} (seed {split.get('seed')})")
+        if training:
+            add("training", f"{training.get('rows_seen'):,} showers seen in {training.get('wall_time_s', 0):.0f} s")
+        out.print(table)
+        return
     add("keys", ", ".join(f"{k['name']} [{k['unit'] or '1'}]" for k in manifest.get("keys", [])))
     add("conditions", ", ".join(f"{k['name']} [{k['unit'] or '1'}]" for k in manifest.get("cond_keys", [])) or "none")
     if manifest.get("constants"):

@@ -17,7 +17,7 @@ Showers are fed in GeV (CaloGAN's files hold MeV; ``train.py`` divided by 1000),
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from gansim.errors import DataError
 from gansim.models.calogan_nets import LATENT_DIM, CaloGANDiscriminator, CaloGANGenerator
 from gansim.training.objective import Objective, Phase
 
-__all__ = ["CaloGANSettings", "CaloGANConfig", "CaloGANObjective", "ShowerBatches", "GEV_PER_MEV"]
+__all__ = ["CaloGANSettings", "ShowerDataSettings", "CaloGANConfig", "CaloGANObjective", "ShowerBatches", "GEV_PER_MEV"]
 
 GEV_PER_MEV = 1e-3
 
@@ -50,10 +50,21 @@ def _paper_optim() -> dict[str, OptimizerSettings]:
     return {"G": OptimizerSettings(lr=2e-4, betas=(0.5, 0.999)), "D": OptimizerSettings(lr=2e-5, betas=(0.5, 0.999))}
 
 
+class ShowerDataSettings(StrictModel):
+    """Which showers train the model: duplicates and the seeded train/validation/test split."""
+
+    validation_fraction: float = Field(0.1, ge=0, lt=1, description="showers kept for validation (never trained on)")
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="showers kept for the final test (never trained on)")
+    split_seed: int = Field(12345, ge=0, description="seed of the split's permutation (recorded in the manifest)")
+    drop_duplicates: bool = Field(True, description="remove exact duplicate showers before the split (the CaloGAN files have some)")
+    max_rows: int | None = Field(None, gt=0, description="use only the first max_rows showers of the file")
+
+
 class CaloGANConfig(StrictModel):
     """The whole config of a faithful CaloGAN run."""
 
-    family: str = "calogan"
+    family: Literal["calogan"] = "calogan"
+    data: ShowerDataSettings = Field(default_factory=ShowerDataSettings)
     model: CaloGANSettings = Field(default_factory=CaloGANSettings)
     optim: dict[str, OptimizerSettings] = Field(default_factory=_paper_optim)
     train: TrainingSettings = Field(default_factory=lambda: TrainingSettings(batch_size=256, ema_halflife_rows=None))

@@ -86,23 +86,28 @@ class CaloGANModel:
         return z, lo + (hi - lo) * torch.rand(SAMPLE_BLOCK_ROWS, generator=g, dtype=torch.float64)
 
     @torch.inference_mode()
-    def sample(self, n: int, energy_mev: float | np.ndarray | None = None, *, seed: int = 0, batch_size: int = 1024) -> ShowerData:
+    def sample(self, n: int, energy_mev: float | np.ndarray | None = None, *, seed: int = 0, batch_size: int = 1024, first: int = 0) -> ShowerData:
         """``n`` showers in MeV; energies (MeV) given as one value or ``n`` values, else uniform in the training range.
 
-        One seed gives the same showers whatever ``batch_size``.
+        One seed gives the same showers whatever ``batch_size``; ``first`` picks showers
+        ``first .. first + n - 1`` of the seed's sequence (so a file can be written in pieces).
         """
         if isinstance(n, bool) or int(n) != n or n < 0:
             raise ConfigError(f"n {n!r}: expected a whole number >= 0")
         if batch_size < 1:
             raise ConfigError(f"batch_size {batch_size!r}: expected >= 1")
-        n = int(n)
+        n, first = int(n), int(first)
+        if first < 0:
+            raise ConfigError(f"first {first!r}: expected >= 0")
         z_parts, e_parts = [], []
-        for block in range(0, -(-n // SAMPLE_BLOCK_ROWS)):
+        first_block = first // SAMPLE_BLOCK_ROWS
+        for block in range(first_block, -(-(first + n) // SAMPLE_BLOCK_ROWS)):
             z, e = self._block(seed, block)
             z_parts.append(z)
             e_parts.append(e)
-        z_all = torch.cat(z_parts)[:n] if z_parts else torch.zeros(0, self.settings.latent_dim)
-        e_gev = torch.cat(e_parts)[:n] if e_parts else torch.zeros(0, dtype=torch.float64)
+        offset = first - first_block * SAMPLE_BLOCK_ROWS
+        z_all = torch.cat(z_parts)[offset : offset + n] if z_parts else torch.zeros(0, self.settings.latent_dim)
+        e_gev = torch.cat(e_parts)[offset : offset + n] if e_parts else torch.zeros(0, dtype=torch.float64)
         if energy_mev is not None:
             given = np.broadcast_to(np.asarray(energy_mev, dtype=np.float64), (n,)) if np.ndim(energy_mev) == 0 else np.asarray(energy_mev, dtype=np.float64)
             if given.shape != (n,) or not np.all(np.isfinite(given)) or np.any(given <= 0):
