@@ -295,9 +295,13 @@ def compare(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing report")] = False,
 ) -> None:
-    """Compare a generated phase space with a reference: distances, classifier AUC, HTML report."""
+    """Compare a generated sample with a reference (phase spaces, or CaloGAN showers): distances, classifier AUC, HTML report."""
     try:
         from gansim.metrics.evaluate import compare_tables, print_metrics, write_evaluation
+
+        if reference.suffix.lower() in (".h5", ".hdf5"):
+            _compare_showers(reference, generated, output, seed, force)
+            return
 
         cond_keys = [c.strip() for c in cond.split(",")] if cond else []
         cols = [c.strip() for c in keys.split(",")] + cond_keys if keys else None
@@ -317,6 +321,25 @@ def compare(
         out.print(f"report: {report}", highlight=False, markup=False)
     except GansimError as err:
         _fail(err)
+
+
+def _compare_showers(reference: Path, generated: Path, output: Path, seed: int, force: bool) -> None:
+    """Shower files: shape variables, separation power, classifier test, FPD/KPD, response; report.html."""
+    from gansim.io.calo import read_showers
+    from gansim.metrics.calo_report import compare_showers, write_shower_report
+
+    if (output / "report.html").exists() and not force:
+        raise GansimError(f"{output / 'report.html'}: already exists; pass --force to overwrite it")
+    metrics, plots = compare_showers(read_showers(reference), read_showers(generated), seed=seed)
+    report = write_shower_report(output, metrics, plots, title=f"gansim compare: {generated} vs {reference}", force=True)
+    clf = metrics["classifier_high"]
+    worst = max(metrics["variables"].items(), key=lambda kv: kv[1]["separation_power"])
+    out.print(
+        (f"classifier AUC (high-level) {clf['auc']:.3f} ± {clf['auc_se']:.3f}; " if "auc" in clf else "")
+        + f"largest separation power: {worst[0]} {worst[1]['separation_power']:.3f}",
+        highlight=False, markup=False,
+    )
+    out.print(f"report: {report}", highlight=False, markup=False)
 
 
 def _read_sample(path: Path, columns: list[str] | None, target: int, seed: int) -> dict[str, np.ndarray]:

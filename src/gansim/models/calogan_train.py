@@ -105,4 +105,27 @@ def train_calogan(data: str | Path, cfg: CaloGANConfig, run_dir: str | Path, *, 
             "gansim_version": __version__,
         }
     }
-    return save_calogan(run_dir / "model", g, cfg.model, extra=extra, force=True)
+    model_dir = save_calogan(run_dir / "model", g, cfg.model, extra=extra, force=True)
+    if cfg.train.evaluate and len(split["validation"]):
+        _evaluate(model_dir, _select(showers, unique_rows[split["validation"]]), run_dir, cfg.train.seed, log)
+    return model_dir
+
+
+def _evaluate(model_dir: Path, validation: ShowerData, run_dir: Path, seed: int, log: Any) -> None:
+    """Generated showers at the validation showers' energies against those showers: ``RUN/report``, metrics in the manifest."""
+    from gansim.metrics.calo_report import compare_showers, write_shower_report
+    from gansim.models import load_model
+    from gansim.models.model_file import update_manifest
+
+    log(f"evaluating on the {len(validation):,d} validation showers ...")
+    model = load_model(model_dir, device="cpu")
+    generated = model.sample(len(validation), validation.energy, seed=seed)
+    metrics, plots = compare_showers(validation, generated, seed=seed)
+    report = write_shower_report(run_dir / "report", metrics, plots, title=f"CaloGAN on its validation showers ({run_dir})")
+    clf = metrics["classifier_high"]
+    summary = {"separation_power": {k: v["separation_power"] for k, v in metrics["variables"].items()}}
+    if "auc" in clf:
+        summary["classifier_high_auc"] = clf["auc"]
+        summary["classifier_high_auc_se"] = clf["auc_se"]
+    update_manifest(model_dir, {"metrics": summary})
+    log(f"report: {report}")
