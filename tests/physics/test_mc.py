@@ -203,3 +203,20 @@ def test_a_ct_far_from_the_origin_gets_an_exit_sphere_around_it(tmp_path: Path) 
     centre = np.array(setup.surface.center)
     r = np.sqrt(sum((rows[f"PrePosition_{a}"][live] - centre[i]) ** 2 for i, a in enumerate("XYZ")))
     assert np.allclose(r, setup.surface.radius, rtol=1e-5)
+
+
+def test_n_decays_spread_over_a_duration_from_the_command_line(tmp_path: Path) -> None:
+    """-n with --duration: exactly n events, their decay times inside [0, duration] and uniform (Tc-99m barely decays in 2 s)."""
+    from typer.testing import CliRunner
+
+    from gansim.cli.main import app
+
+    out = tmp_path / "spread.npy"
+    result = CliRunner().invoke(app, ["mc", "--phantom", "water-sphere", "--spacing", "10", "--source", "point:0,0,0", "-n", "4000", "--duration", "2", "-o", str(out), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    table = read_table(out)
+    assert len(np.unique(table["EventID"])) == 4000
+    decay = (table["GlobalTime"] - table["TimeFromBeginOfEvent"])[table["KineticEnergy"] > 0] / 1e9  # s
+    assert decay.min() >= 0.0 and decay.max() <= 2.0
+    # uniform on [0, 2] s: mean 1 with standard error (2 / sqrt(12)) / sqrt(m)
+    assert abs(decay.mean() - 1.0) < 5 * (2 / np.sqrt(12)) / np.sqrt(len(decay))

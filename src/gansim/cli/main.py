@@ -580,7 +580,7 @@ def mc_cmd(
     source: Annotated[str, typer.Option("--source", help="phantom (its built-in activity), point:X,Y,Z, box:CX,CY,CZ,SX,SY,SZ, sphere:CX,CY,CZ,R (mm), or an activity image file")] = "phantom",
     n: Annotated[Optional[str], typer.Option("-n", "--n", help="number of events (e.g. 1e6)")] = None,
     activity_mbq: Annotated[Optional[float], typer.Option("--activity", help="activity at the start, MBq (with --duration)")] = None,
-    duration_s: Annotated[Optional[float], typer.Option("--duration", help="acquisition time, s (with --activity); decays follow the half-life")] = None,
+    duration_s: Annotated[Optional[float], typer.Option("--duration", help="acquisition time, s: with --activity, decays follow the half-life; with -n, the n decays are spread over it by the same law")] = None,
     exit_surface: Annotated[Optional[str], typer.Option("--exit-surface", help="sphere:R or cylinder:R,LENGTH (mm, centred on the origin); default: a sphere around the phantom")] = None,
     layout: Annotated[str, typer.Option("--layout", help="photons: a row per exit photon (GATE keys); pairs or tlor (PET): a row per event")] = "photons",
     absorbed_rows: Annotated[bool, typer.Option("--absorbed-rows/--no-absorbed-rows", help="one zero-energy row per event in which nothing leaves (conditional-GAN training data)")] = True,
@@ -607,8 +607,8 @@ def mc_cmd(
         count = _count(n, "-n") if n is not None else None
         if count is None and (activity_mbq is None or duration_s is None):
             raise GansimError("give -n N, or --activity MBQ with --duration S")
-        if count is not None and (activity_mbq is not None or duration_s is not None):
-            raise GansimError("give either -n N or --activity with --duration, not both")
+        if count is not None and activity_mbq is not None:
+            raise GansimError("give either -n N (optionally with --duration, to spread the decays) or --activity with --duration, not both")
         place = _placement(translation, rotation)
         setup = build_mc(
             phantom=phantom, spacing=spacing, hu_table=hu_table, labels=labels, world_material=world,
@@ -626,7 +626,7 @@ def mc_cmd(
             setup.transport, setup.source, output,
             n=count,
             activity=activity_mbq * MBq if activity_mbq is not None and count is None else None,
-            duration=duration_s * s if duration_s is not None and count is None else None,
+            duration=duration_s * s if duration_s is not None else None,
             seed=seed, chunk_size=chunk_size, absorbed_rows=absorbed_rows, force=force, layout=layout, writer_options=options, progress=progress,
         )
         out.print(json.dumps(summary.to_dict(), indent=1, default=str), highlight=False, markup=False)
