@@ -19,6 +19,6 @@ for script in sorted(here.glob("*.py")):
     elif code != 0:
         failed.append(script.name)
 if skipped:
-    print(f"skipped (peer not installed): {', '.join(skipped)}")
+    print(f"skipped (peer not installed, or a model from `make demo` missing): {', '.join(skipped)}")
 if failed:
     sys.exit(f"failed: {', '.join(failed)}")

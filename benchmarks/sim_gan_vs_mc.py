@@ -14,6 +14,7 @@ Needs a model trained by the demo (``gansim demo`` writes ``demo-output/training
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -50,6 +51,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if not (args.model / "manifest.json").is_file():
+        # like a missing peer: `make bench` reports it as skipped (run `make demo` first to train the model)
+        print(f"{args.model}: no model; run `gansim demo` (make demo) first, or pass --model", file=sys.stderr)
+        sys.exit(3)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         mc = rate("mc", args.model, args.activity * MBq, args.device, Path(tmp) / "mc")
