@@ -13,13 +13,24 @@ from typing import Any
 
 from gansim.errors import GansimError
 
-__all__ = ["run_demo", "DEMOS"]
+__all__ = ["run_demo", "DEMOS", "prepare_demo_dir"]
 
 #: demo name -> what it shows
 DEMOS = {
     "spect": "Tc-99m SPECT: Monte Carlo training data, a conditional GAN source, a 3-run dynamic simulation, GAN vs Monte Carlo",
     "linac": "a linac phase-space GAN trained on an analytic 6 MV-like phase space",
 }
+
+
+def prepare_demo_dir(output: Path, force: bool) -> Path:
+    """The demo directory, created; a non-empty one is refused unless ``force``."""
+    from gansim.errors import OutputExistsError
+
+    output = Path(output)
+    if output.exists() and any(output.iterdir()) and not force:
+        raise OutputExistsError(f"{output}: demo directory is not empty; pass --force to run the demo again there")
+    output.mkdir(parents=True, exist_ok=True)
+    return output
 
 
 def run_demo(name: str, output: Path, *, minutes: float | None = None, force: bool = False, log: Callable[[str], None] = print, out: Any = None) -> dict[str, Any]:

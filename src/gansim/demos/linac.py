@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gansim.errors import OutputExistsError
 
 __all__ = ["run_linac_demo", "DEMO_CONFIG"]
 
@@ -43,10 +42,9 @@ def run_linac_demo(output: Path, *, minutes: float = 3.0, force: bool = False, l
     from gansim.models.phsp_train import train_phase_space
     from gansim.sampling import generate_to_file
 
-    output = Path(output)
-    if output.exists() and any(output.iterdir()) and not force:
-        raise OutputExistsError(f"{output}: demo directory is not empty; pass --force to run the demo again there")
-    output.mkdir(parents=True, exist_ok=True)
+    from gansim.demos import prepare_demo_dir
+
+    output = prepare_demo_dir(output, force)
     t0 = time.perf_counter()
     data_path = output / "linac.npy"
     log(f"[1/4] writing the built-in linac phase space ({DEMO_DATA_ROWS:,d} photons) to {data_path}")

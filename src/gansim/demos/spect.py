@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from gansim.demos.linac import DEMO_CONFIG
-from gansim.errors import ConfigError, OutputExistsError
+from gansim.errors import ConfigError
 from gansim.units import MBq, deg, keV, s
 
 __all__ = ["run_spect_demo", "SPECT_DEMO_CONFIG", "demo_activity_images", "build_demo_simulation"]
@@ -123,10 +123,9 @@ def run_spect_demo(
     from gansim.physics.mc import run_mc
     from gansim.physics.scenario import build_mc
 
-    output = Path(output)
-    if output.exists() and any(output.iterdir()) and not force:
-        raise OutputExistsError(f"{output}: demo directory is not empty; pass --force to run the demo again there")
-    output.mkdir(parents=True, exist_ok=True)
+    from gansim.demos import prepare_demo_dir
+
+    output = prepare_demo_dir(output, force)
     t0 = time.perf_counter()
 
     train_path = output / "mc_training.npy"

@@ -19,9 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gansim.nn.locally_connected import tf_same_padding
-
-__all__ = ["KERAS_LEAKY_SLOPE", "keras_batch_norm", "tf_same_padding", "SamePadding", "glorot_uniform_", "he_uniform_", "glorot_normal_"]
+__all__ = ["KERAS_LEAKY_SLOPE", "keras_batch_norm", "tf_same_padding", "SamePadding", "variance_scaling_", "glorot_uniform_", "he_uniform_", "glorot_normal_"]
 
 KERAS_LEAKY_SLOPE = 0.3
 
@@ -48,6 +46,35 @@ class SamePadding(nn.Module):
         return nn.functional.pad(x, pads)
 
 
+def tf_same_padding(n: int, kernel: int, stride: int = 1) -> tuple[int, int]:
+    """TensorFlow's 'same' zero padding along one axis: ``(before, after)`` cells.
+
+    ``pad_total = max((ceil(n / stride) - 1) * stride + kernel - n, 0)``, ``before = pad_total // 2``,
+    ``after = pad_total - before``: the odd cell goes to the end (e.g. n=13, k=6, s=5 -> (1, 2);
+    n=5, k=2, s=1 -> (0, 1)).
+    """
+    n_out = -(-n // stride)
+    total = max((n_out - 1) * stride + kernel - n, 0)
+    return total // 2, total - total // 2
+
+
+@torch.no_grad()
+def variance_scaling_(weight: torch.Tensor, name: str, fan_in: float, fan_out: float, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Keras' VarianceScaling initialisers by name (``glorot_uniform``, ``glorot_normal``, ``he_uniform``,
+    ``he_normal``, ``lecun_uniform``, ``zeros``): scale 2 for he, 1 otherwise, over fan_avg (glorot)
+    or fan_in; uniform on [-sqrt(3 var), sqrt(3 var)], or a normal truncated at 2 std (Keras 2.0)."""
+    if name == "zeros":
+        return weight.zero_()
+    scale = 2.0 if name.startswith("he_") else 1.0
+    fan = 0.5 * (fan_in + fan_out) if name.startswith("glorot_") else fan_in
+    variance = scale / max(1.0, fan)
+    if name.endswith("_uniform"):
+        limit = math.sqrt(3.0 * variance)
+        return weight.uniform_(-limit, limit, generator=generator)
+    std = math.sqrt(variance)
+    return nn.init.trunc_normal_(weight, 0.0, std, -2.0 * std, 2.0 * std, generator=generator)
+
+
 def _fans(weight: torch.Tensor, fan_in: int | None, fan_out: int | None) -> tuple[int, int]:
     if fan_in is None or fan_out is None:
         fi, fo = nn.init._calculate_fan_in_and_fan_out(weight)
@@ -56,25 +83,16 @@ def _fans(weight: torch.Tensor, fan_in: int | None, fan_out: int | None) -> tupl
     return fan_in, fan_out
 
 
-@torch.no_grad()
 def glorot_uniform_(weight: torch.Tensor, fan_in: int | None = None, fan_out: int | None = None) -> torch.Tensor:
     """Keras' default: U(-l, l), l = sqrt(6 / (fan_in + fan_out))."""
-    fi, fo = _fans(weight, fan_in, fan_out)
-    limit = math.sqrt(6.0 / (fi + fo))
-    return weight.uniform_(-limit, limit)
+    return variance_scaling_(weight, "glorot_uniform", *_fans(weight, fan_in, fan_out))
 
 
-@torch.no_grad()
 def he_uniform_(weight: torch.Tensor, fan_in: int | None = None) -> torch.Tensor:
     """Keras' he_uniform: U(-l, l), l = sqrt(6 / fan_in)."""
-    fi, _ = _fans(weight, fan_in, 1)
-    limit = math.sqrt(6.0 / fi)
-    return weight.uniform_(-limit, limit)
+    return variance_scaling_(weight, "he_uniform", *_fans(weight, fan_in, 1))
 
 
-@torch.no_grad()
 def glorot_normal_(weight: torch.Tensor, fan_in: int | None = None, fan_out: int | None = None) -> torch.Tensor:
     """Keras 2's glorot_normal: a normal of std sqrt(2 / (fan_in + fan_out)) truncated at 2 std."""
-    fi, fo = _fans(weight, fan_in, fan_out)
-    std = math.sqrt(2.0 / (fi + fo))
-    return nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+    return variance_scaling_(weight, "glorot_normal", *_fans(weight, fan_in, fan_out))

@@ -72,6 +72,7 @@ import torch
 from torch import Tensor, nn
 
 from gansim.errors import ConfigError, DataError
+from gansim.nn.keras_compat import tf_same_padding, variance_scaling_
 
 __all__ = [
     "LocallyConnected",
@@ -126,18 +127,6 @@ def conv_output_size(n: int, kernel: int, stride: int = 1, padding: str = "valid
     if n < kernel:
         raise ConfigError(f"'valid' padding needs an input of at least the kernel size: input {n} < kernel {kernel}")
     return (n - kernel) // stride + 1
-
-
-def tf_same_padding(n: int, kernel: int, stride: int = 1) -> tuple[int, int]:
-    """TensorFlow's 'same' zero padding along one axis: ``(before, after)`` cells.
-
-    ``pad_total = max((ceil(n / stride) - 1) * stride + kernel - n, 0)``, ``before = pad_total // 2``,
-    ``after = pad_total - before``: the odd cell goes to the end (e.g. n=13, k=6, s=5 -> (1, 2);
-    n=5, k=2, s=1 -> (0, 1)).
-    """
-    n_out = -(-n // stride)
-    total = max((n_out - 1) * stride + kernel - n, 0)
-    return total // 2, total - total // 2
 
 
 def keras_fans(
@@ -298,20 +287,7 @@ class LocallyConnected(nn.Module):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Draw the kernel with ``kernel_init`` and set the bias to zero (Keras' defaults)."""
         fan_in, fan_out = self.fans()
-        name = self.kernel_init
-        if name == "zeros":
-            self.weight.zero_()
-        else:
-            # Keras VarianceScaling: scale 1 (glorot, lecun) or 2 (he), over fan_avg or fan_in.
-            scale = 2.0 if name.startswith("he_") else 1.0
-            fan = 0.5 * (fan_in + fan_out) if name.startswith("glorot_") else fan_in
-            variance = scale / max(1.0, fan)
-            if name.endswith("_uniform"):
-                limit = math.sqrt(3.0 * variance)
-                self.weight.uniform_(-limit, limit, generator=generator)
-            else:
-                std = math.sqrt(variance)
-                nn.init.trunc_normal_(self.weight, 0.0, std, -2.0 * std, 2.0 * std, generator=generator)
+        variance_scaling_(self.weight, self.kernel_init, fan_in, fan_out, generator=generator)
         if self.bias is not None:
             self.bias.zero_()
 

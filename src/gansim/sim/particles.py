@@ -16,38 +16,21 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
+from gansim.physics.mc import EXIT_COLUMNS
+
 __all__ = ["EventCounts", "ParticleBatch", "PARTICLE_COLUMNS", "EVENT_COLUMNS"]
 
-#: Columns every batch holds, each a (m,) tensor on the simulation's device:
-#: ``KineticEnergy`` float32 MeV (> 0), ``PrePosition_*`` float32 mm (world frame),
-#: ``PreDirection_*`` float32 unit vector, ``GlobalTime`` float64 ns (decay time + flight),
-#: ``TimeFromBeginOfEvent`` float64 ns, ``Weight`` float32, ``EventID`` int64 (unique in the
-#: simulation), ``PhotonIndex`` int64 (0, or 1 for the second photon of a pair).
-PARTICLE_COLUMNS: tuple[str, ...] = (
-    "KineticEnergy",
-    "PrePosition_X",
-    "PrePosition_Y",
-    "PrePosition_Z",
-    "PreDirection_X",
-    "PreDirection_Y",
-    "PreDirection_Z",
-    "GlobalTime",
-    "TimeFromBeginOfEvent",
-    "Weight",
-    "EventID",
-    "PhotonIndex",
-)
+#: Columns every batch holds, each a (m,) tensor on the source's device: GATE's exit keys of
+#: :data:`gansim.physics.mc.EXIT_COLUMNS` without the event ones -- ``KineticEnergy`` float32 MeV
+#: (> 0), ``PrePosition_*`` float32 mm (world frame), ``PreDirection_*`` float32 unit vector,
+#: ``TimeFromBeginOfEvent`` and ``GlobalTime`` float64 ns (decay time + flight), ``Weight`` float32
+#: -- then ``EventID`` int64 (unique in the simulation) and ``PhotonIndex`` int64 (0, or 1 for the
+#: second photon of a pair).
+PARTICLE_COLUMNS: tuple[str, ...] = tuple(c for c in EXIT_COLUMNS if not c.startswith("Event")) + ("EventID", "PhotonIndex")
 
 #: Columns a batch holds when its source knows the decay (analog Monte Carlo; a conditional
 #: GAN source whose conditions are the emission point/direction): float32, world frame.
-EVENT_COLUMNS: tuple[str, ...] = (
-    "EventPosition_X",
-    "EventPosition_Y",
-    "EventPosition_Z",
-    "EventDirection_X",
-    "EventDirection_Y",
-    "EventDirection_Z",
-)
+EVENT_COLUMNS: tuple[str, ...] = tuple(c for c in EXIT_COLUMNS if c.startswith(("EventPosition_", "EventDirection_")))
 
 
 @dataclass

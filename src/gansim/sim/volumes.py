@@ -24,18 +24,11 @@ import numpy as np
 import torch
 
 from gansim.errors import ConfigError
-from gansim.physics.geometry import as_rotation
+from gansim.physics.geometry import _vector, as_rotation
 from gansim.physics.phantoms import VoxelPhantom, water_box, water_cylinder, water_sphere
 from gansim.sim.dynamic import DynamicObject
 
 __all__ = ["Volume", "PhantomVolume", "BoxVolume", "SphereVolume", "CylinderVolume"]
-
-
-def _vector3(value: Sequence[float] | np.ndarray | None, what: str) -> np.ndarray:
-    v = np.zeros(3) if value is None else np.asarray(value, dtype=np.float64).reshape(-1)
-    if v.shape != (3,) or not np.all(np.isfinite(v)):
-        raise ConfigError(f"{what} {value!r}: expected 3 finite numbers (mm)")
-    return v
 
 
 class Volume(DynamicObject):
@@ -55,7 +48,7 @@ class Volume(DynamicObject):
         if not isinstance(name, str) or not name:
             raise ConfigError(f"volume name {name!r}: expected a non-empty string")
         self.name = name
-        self.translation = _vector3(translation, f"volume {name!r} translation")
+        self.translation = _vector(translation, f"volume {name!r} translation")
         self.rotation = as_rotation(rotation, f"volume {name!r} rotation")
         self._local: VoxelPhantom | None = None
         self.activity_map: np.ndarray | None = None  # built-in phantoms: their activity on the same grid
@@ -64,7 +57,7 @@ class Volume(DynamicObject):
     # -- pose -----------------------------------------------------------------------------
     def apply_dynamic(self, parameter: str, value: Any) -> None:
         if parameter == "translation":
-            self.translation = _vector3(value, f"volume {self.name!r} translation")
+            self.translation = _vector(value, f"volume {self.name!r} translation")
         elif parameter == "rotation":
             self.rotation = as_rotation(value, f"volume {self.name!r} rotation")
         else:
@@ -72,7 +65,7 @@ class Volume(DynamicObject):
 
     def check_dynamic_value(self, parameter: str, value: Any, where: str) -> None:
         if parameter == "translation":
-            _vector3(value, f"{self._describe()} {where}")
+            _vector(value, f"{self._describe()} {where}")
         elif parameter == "rotation":
             as_rotation(value, f"{self._describe()} {where}")
 

@@ -20,22 +20,13 @@ from gansim.physics.emission import EmissionSource
 from gansim.physics.geometry import ImageGeometry
 from gansim.physics.isotopes import get_isotope
 from gansim.physics.mc import MCSummary, iter_mc_chunks
+from gansim.physics.scenario import _numbers
 from gansim.physics.sources import ActivityImageSource, BoxSource, PointSource, PositionSampler, SphereSource
 from gansim.sim.particles import EVENT_COLUMNS, PARTICLE_COLUMNS, EventCounts, ParticleBatch
 from gansim.sim.sources.base import Source, SourceRun
 from gansim.units import deg, keV
 
 __all__ = ["AnalogSource"]
-
-
-def _numbers(text: str, count: int, what: str) -> np.ndarray:
-    try:
-        values = np.array([float(v) for v in text.split(",")])
-    except ValueError:
-        raise ConfigError(f"{what} {text!r}: expected {count} comma-separated numbers (mm)") from None
-    if values.shape != (count,) or not np.all(np.isfinite(values)):
-        raise ConfigError(f"{what} {text!r}: expected {count} comma-separated finite numbers (mm)")
-    return values
 
 
 class AnalogSource(Source):
@@ -103,7 +94,7 @@ class AnalogSource(Source):
         self._image_cache: tuple[Any, tuple[np.ndarray, ImageGeometry]] | None = None
         # one emission model whatever the positions: checks the isotope/energy/pairs choice now
         self._emission_args = dict(isotope=self.isotope, energy=energy, acollinearity_fwhm=acollinearity_fwhm, positron_range=positron_range)
-        EmissionSource(PointSource((0.0, 0.0, 0.0)), **self._emission_args)  # type: ignore[arg-type]
+        self._events_per_decay = EmissionSource(PointSource((0.0, 0.0, 0.0)), **self._emission_args).events_per_decay  # type: ignore[arg-type]
         self.device = torch.device("cpu")
 
     def apply_dynamic(self, parameter: str, value: Any) -> None:
@@ -124,7 +115,7 @@ class AnalogSource(Source):
         super().check_dynamic_value(parameter, value, where)
 
     def events_per_decay(self) -> float:
-        return EmissionSource(PointSource((0.0, 0.0, 0.0)), **self._emission_args).events_per_decay  # type: ignore[arg-type]
+        return self._events_per_decay
 
     def columns(self) -> tuple[str, ...]:
         return PARTICLE_COLUMNS + EVENT_COLUMNS
@@ -169,12 +160,12 @@ class AnalogSource(Source):
         kind, _, rest = str(self.shape).partition(":")
         kind = kind.strip().lower()
         if kind == "point":
-            return PointSource(t + r @ _numbers(rest, 3, "point source"), device=self.device)
+            return PointSource(t + r @ np.asarray(_numbers(rest, 3, "point source")), device=self.device)
         if kind == "box":
-            v = _numbers(rest, 6, "box source")
+            v = np.asarray(_numbers(rest, 6, "box source"))
             return BoxSource(t + r @ v[:3], v[3:], rotation=r, device=self.device)
         if kind == "sphere":
-            v = _numbers(rest, 4, "sphere source")
+            v = np.asarray(_numbers(rest, 4, "sphere source"))
             return SphereSource(t + r @ v[:3], float(v[3]), device=self.device)
         raise ConfigError(f"{self._describe()}: shape {self.shape!r}: expected 'point:X,Y,Z', 'box:CX,CY,CZ,SX,SY,SZ' or 'sphere:CX,CY,CZ,R' (mm)")
 
