@@ -23,7 +23,7 @@ from gansim.io.calo import ShowerData, read_calogan, write_calogan
 from gansim.metrics.calo_report import compare_showers, write_shower_report
 from gansim.models import load_model
 from gansim.models.calogan import CaloGANConfig
-from gansim.models.calogan_train import split_showers, train_calogan
+from gansim.models.shower_train import split_showers, train_calogan
 
 
 def main() -> None:

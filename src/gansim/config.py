@@ -60,6 +60,7 @@ class TrainingSettings(StrictModel):
     """How long and how a run goes. Progress is counted in training rows seen by the discriminator."""
 
     total_rows: int = Field(2_000_000, gt=0, description="stop after this many real rows were seen")
+    max_wall_time_s: float | None = Field(None, gt=0, description="also stop at the first tick after this much training time (s, resumed time included); a time-limited run is not reproducible row for row")
     batch_size: int = Field(1024, gt=0, description="rows per step per process")
     seed: int = Field(0, ge=0)
     device: str = "auto"

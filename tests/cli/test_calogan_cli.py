@@ -57,7 +57,8 @@ def test_train_generate_info_on_a_calogan_file(tmp_path: Path) -> None:
 
 def test_sampling_in_pieces_gives_the_same_showers(tmp_path: Path) -> None:
     from gansim.models.calogan import CaloGANSettings
-    from gansim.models.calogan_model import SAMPLE_BLOCK_ROWS, CaloGANModel
+    from gansim.models.calogan_model import CaloGANModel
+    from gansim.models.shower_sampling import SAMPLE_BLOCK_ROWS
     from gansim.models.calogan_nets import CaloGANGenerator
 
     import torch

@@ -69,7 +69,9 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def detect_family(data: Path) -> str:
-    """Family from the data: a CaloGAN HDF5 file is ``calogan``; a phase-space table (ROOT, npy, npz, MCPL, IAEA) is ``phsp``."""
+    """Family from the data: a CaloGAN HDF5 file is ``calogan`` (the faithful model), a CaloChallenge one
+    ``showergan`` (the modern model, the one that handles any layout); a phase-space table (ROOT, npy,
+    npz, MCPL, IAEA) is ``phsp``."""
     from gansim.io.phsp import detect_format
 
     if data.suffix.lower() in (".h5", ".hdf5"):
@@ -79,7 +81,7 @@ def detect_family(data: Path) -> str:
         if layout == "calogan":
             return "calogan"
         if layout is not None:
-            raise GansimError(f"{data}: a {layout} shower file; this gansim trains CaloGAN-layout showers so far (the CaloChallenge models come next)")
+            return "showergan"
     try:
         detect_format(data)
         return "phsp"
@@ -95,7 +97,7 @@ def train(
     output: Annotated[Path, typer.Option("-o", "--output", help="run directory")] = Path("run"),
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in OUTPUT from its latest checkpoint")] = False,
     force: Annotated[bool, typer.Option("--force", help="start over in a non-empty OUTPUT")] = False,
-    family: Annotated[Optional[str], typer.Option("--family", help="force the family (phsp)")] = None,
+    family: Annotated[Optional[str], typer.Option("--family", help="force the family: phsp, calogan (faithful CaloGAN) or showergan (modern shower GAN); default from the data (and a shower config's 'family')")] = None,
     keys: Annotated[Optional[str], typer.Option("--keys", help="generated columns, comma separated")] = None,
     cond_keys: Annotated[Optional[str], typer.Option("--cond-keys", help="condition columns, comma separated")] = None,
     total_rows: Annotated[Optional[int], typer.Option("--total-rows", help="train until this many rows were seen")] = None,
@@ -109,11 +111,11 @@ def train(
         from gansim.config import parse_config, read_config_file
 
         fam = family or detect_family(data)
-        if fam == "calogan":
-            _train_calogan(data, config, output, resume, force, total_rows, batch_size, device, seed, set_)
+        if fam in SHOWER_FAMILIES:
+            _train_showers(fam, family is not None, data, config, output, resume, force, total_rows, batch_size, device, seed, set_)
             return
         if fam != "phsp":
-            raise GansimError(f"--family {fam!r}: this gansim trains 'phsp' (phase-space) and 'calogan' models")
+            raise GansimError(f"--family {fam!r}: this gansim trains 'phsp' (phase-space), 'calogan' (faithful CaloGAN) and 'showergan' (modern shower GAN) models")
         from gansim.models.phsp_gan import PhaseSpaceGANConfig
         from gansim.models.phsp_train import train_phase_space
 
@@ -151,21 +153,39 @@ def train(
         _fail(err)
 
 
-def _train_calogan(
-    data: Path, config: Path | None, output: Path, resume: bool, force: bool, total_rows: int | None, batch_size: int | None, device: str | None, seed: int | None, set_: list[str]
+#: the shower families and their configs' module and class
+SHOWER_FAMILIES = {"calogan": ("gansim.models.calogan", "CaloGANConfig"), "showergan": ("gansim.models.showergan", "ShowerGANConfig")}
+
+
+def _train_showers(
+    fam: str, forced: bool, data: Path, config: Path | None, output: Path, resume: bool, force: bool,
+    total_rows: int | None, batch_size: int | None, device: str | None, seed: int | None, set_: list[str],
 ) -> None:
-    """`gansim train showers.h5 [CONFIG] -o RUN`: the faithful CaloGAN."""
+    """`gansim train showers.h5 [CONFIG] -o RUN`: the faithful CaloGAN or the modern shower GAN.
+
+    The family is ``--family``, else the config's ``family`` key, else the data's (CaloGAN files: the
+    faithful model; CaloChallenge files: the modern one).
+    """
+    import importlib
+
     from gansim.config import parse_config, read_config_file
-    from gansim.models.calogan import CaloGANConfig
-    from gansim.models.calogan_train import train_calogan
+    from gansim.models.shower_train import train_showers
 
     raw = read_config_file(output / "config.json") if resume and (output / "config.json").is_file() else (read_config_file(config) if config is not None else {})
-    overrides: dict[str, Any] = {}
-    for name, value in (("total_rows", total_rows), ("batch_size", batch_size), ("device", device), ("seed", seed)):
+    named = raw.get("family")
+    if named is not None and named not in SHOWER_FAMILIES:
+        raise GansimError(f"{config or output / 'config.json'}: family {named!r} is not a shower family; expected one of {', '.join(SHOWER_FAMILIES)}")
+    if named is not None and forced and named != fam:
+        raise GansimError(f"--family {fam} but {config or output / 'config.json'} is a {named!r} config")
+    fam = fam if forced or named is None else named
+    module, name = SHOWER_FAMILIES[fam]
+    config_class = getattr(importlib.import_module(module), name)
+    overrides: dict[str, Any] = {"family": fam}
+    for key, value in (("total_rows", total_rows), ("batch_size", batch_size), ("device", device), ("seed", seed)):
         if value is not None:
-            overrides.setdefault("train", {})[name] = value
-    cfg = parse_config(CaloGANConfig, _merge(_merge(raw, overrides), _parse_set(set_)), source=str(config) if config else "config")
-    model_dir = train_calogan(data, cfg, output, resume=resume, force=force, log=lambda m: console.print(m, highlight=False, markup=False))
+            overrides.setdefault("train", {})[key] = value
+    cfg = parse_config(config_class, _merge(_merge(raw, overrides), _parse_set(set_)), source=str(config) if config else "config")
+    model_dir = train_showers(data, cfg, output, resume=resume, force=force, log=lambda m: console.print(m, highlight=False, markup=False))
     out.print(f"model written to {model_dir}", highlight=False, markup=False)
 
 
@@ -243,8 +263,8 @@ def generate(
                 console.print(f"seed: {seed} (pass --seed {seed} to generate the same particles again)", highlight=False, markup=False)
         from gansim.models.model_file import read_manifest
 
-        if read_manifest(model).get("family") == "calogan":
-            _generate_showers(model, n, output, _parse_conds(cond), seed, min(batch_size, 4096), device, force)
+        if read_manifest(model).get("family") in SHOWER_FAMILIES:
+            _generate_showers(model, n, output, _parse_conds(cond), cond_file, seed, min(batch_size, 4096), device, force)
             return
         writer_options = {k: v for k, v in (("particle", _particle_arg(particle)), ("drop_unknown", drop_unknown or None)) if v is not None}
         written = generate_to_file(
@@ -257,26 +277,51 @@ def generate(
         _fail(err)
 
 
-def _generate_showers(model: Path, n: int | None, output: Path, cond: dict[str, float], seed: int, batch_size: int, device: str, force: bool) -> None:
-    """CaloGAN showers into a CaloGAN-layout HDF5 file; ``--cond energy=E`` (GeV) fixes the incident energy."""
+def _shower_energies(path: Path) -> np.ndarray:
+    """Incident energies (MeV) from ``--cond-file``: a shower file (CaloGAN or CaloChallenge: its showers'
+    energies), or a table of energies in GeV (.npy, or text/CSV with one number per line)."""
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        from gansim.io.calo import read_showers
+
+        return np.asarray(read_showers(path).energy, dtype=np.float64)
+    try:
+        values = np.load(path, allow_pickle=False) if path.suffix.lower() == ".npy" else np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None, ndmin=1)
+    except (OSError, ValueError) as err:
+        raise GansimError(f"{path}: --cond-file for showers: expected a shower file (.h5) or energies in GeV (.npy, .txt, .csv; one per line) ({err})") from err
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or not len(values) or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise GansimError(f"{path}: --cond-file for showers: expected one column of finite energies > 0 (GeV), found shape {values.shape}")
+    return values * 1000.0
+
+
+def _generate_showers(model: Path, n: int | None, output: Path, cond: dict[str, float], cond_file: Path | None, seed: int, batch_size: int, device: str, force: bool) -> None:
+    """Showers in the model's layout (CaloGAN or CaloChallenge HDF5); ``--cond energy=E`` (GeV) or ``--cond-file`` fixes the incident energies."""
     from gansim.io.calo import write_shower_chunks
     from gansim.models import load_model
 
-    if n is None:
-        raise GansimError("give the number of showers with -n")
     if output.suffix.lower() not in (".h5", ".hdf5"):
-        raise GansimError(f"{output}: showers are written in the CaloGAN HDF5 layout; use a .h5 or .hdf5 name")
+        raise GansimError(f"{output}: showers are written as HDF5 (the model's layout); use a .h5 or .hdf5 name")
     unknown = sorted(set(cond) - {"energy"})
     if unknown:
-        raise GansimError(f"--cond {unknown}: a CaloGAN model takes only --cond energy=E (GeV)")
-    energy_mev = None if "energy" not in cond else cond["energy"] * 1000.0
+        raise GansimError(f"--cond {unknown}: a shower model takes only --cond energy=E (GeV)")
+    if cond and cond_file is not None:
+        raise GansimError("give --cond energy=E or --cond-file, not both")
+    energies = _shower_energies(cond_file) if cond_file is not None else None
+    if energies is not None:
+        if n is not None and n != len(energies):
+            raise GansimError(f"-n {n} but {cond_file} holds {len(energies)} energies; leave out -n to make one shower per energy")
+        n = len(energies)
+    if n is None:
+        raise GansimError("give the number of showers with -n (or energies with --cond-file)")
     loaded = load_model(model, device=device)
     # one block of showers at a time: the seed fixes showers by index, so blocks give what one call would
     step = 16 * 1024
 
     def chunks() -> Any:
         for start in range(0, n, step):
-            yield loaded.sample(min(step, n - start), energy_mev, seed=seed, batch_size=batch_size, first=start)
+            stop = min(n, start + step)
+            energy_mev = energies[start:stop] if energies is not None else (None if "energy" not in cond else cond["energy"] * 1000.0)
+            yield loaded.sample(stop - start, energy_mev, seed=seed, batch_size=batch_size, first=start)
 
     rows = write_shower_chunks(output, chunks(), force=force)
     out.print(f"{rows:,d} showers written to {output} (seed {seed})", highlight=False, markup=False)

@@ -45,6 +45,8 @@ from gansim.io.calo_geometry import (
     CylindricalGeometry,
     CylindricalLayer,
     calochallenge_geometry,
+    geometry_from_spec,
+    geometry_spec,
 )
 from gansim.units import GeV, MeV
 
@@ -459,8 +461,7 @@ def write_calogan(path: PathLike, data: ShowerData, *, force: bool = False, dtyp
 
 
 def _binning_to_json(geometry: CylindricalGeometry) -> str:
-    layers = [{"id": int(i), "r_edges": list(layer.r_edges), "n_alpha": int(layer.n_alpha)} for i, layer in zip(geometry.layer_ids, geometry.layers)]
-    return json.dumps({"name": geometry.name, "layer_thickness": geometry.layer_thickness, "layers": layers})
+    return json.dumps(geometry_spec(geometry))
 
 
 def _stored_binning(f: Any) -> CylindricalGeometry | None:
@@ -469,13 +470,11 @@ def _stored_binning(f: Any) -> CylindricalGeometry | None:
     if text is None:
         return None
     try:
-        spec = json.loads(text if isinstance(text, str) else bytes(text).decode())
-        layers = tuple(CylindricalLayer(tuple(float(r) for r in la["r_edges"]), int(la["n_alpha"])) for la in spec["layers"])
-        ids = tuple(int(la["id"]) for la in spec["layers"])
-        return CylindricalGeometry(str(spec["name"]), layers, ids, spec.get("layer_thickness"))
-    except (ValueError, KeyError, TypeError):
+        geometry = geometry_from_spec(json.loads(text if isinstance(text, str) else bytes(text).decode()))
+    except (ValueError, ConfigError):
         # a foreign or damaged attribute: fall back to the voxel count
         return None
+    return geometry if isinstance(geometry, CylindricalGeometry) else None
 
 
 def _resolve_geometry(geometry: CylindricalGeometry | str | None, f: Any, path: PathLike, n_voxels: int) -> CylindricalGeometry:

@@ -35,6 +35,10 @@ __all__ = [
     "CALOCHALLENGE_DS2",
     "CALOCHALLENGE_DS3",
     "calochallenge_geometry",
+    "CellTable",
+    "cell_table",
+    "geometry_spec",
+    "geometry_from_spec",
 ]
 
 
@@ -217,3 +221,75 @@ def calochallenge_geometry(name: str) -> CylindricalGeometry:
     if key.startswith("ds1"):
         raise ConfigError(f"CaloChallenge {name!r}: dataset 1's binning differs per particle; read it from its binning XML (gansim.io.calo.read_binning_xml)")
     raise ConfigError(f"CaloChallenge dataset {name!r}: expected ds2 or ds3 (ds1 from its binning XML)")
+
+
+@dataclass(frozen=True)
+class CellTable:
+    """Every cell of a geometry in the flattened order of its showers (what a model sees as one row).
+
+    Attributes:
+        layer: (C,) int64 layer number of each cell (0 .. n_layers - 1, beam order).
+        x, y: (C,) float64 transverse cell centres, mm. CaloGAN: x along image axis 1 (phi), y
+            along axis 2 (eta), each layer image flattened in C order; cylindrical: x = r cos(alpha),
+            y = r sin(alpha) at the voxel centres, in (layer, alpha, r) order.
+        n_layers: number of layers.
+    """
+
+    layer: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    n_layers: int
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.layer.size)
+
+
+def cell_table(geometry: CartesianGeometry | CylindricalGeometry) -> CellTable:
+    """The :class:`CellTable` of ``geometry``."""
+    layers, xs, ys = [], [], []
+    if isinstance(geometry, CartesianGeometry):
+        for i, layer in enumerate(geometry.layers):
+            x, y = np.meshgrid(layer.centres(1), layer.centres(2), indexing="ij")
+            layers.append(np.full(layer.n_cells, i, dtype=np.int64))
+            xs.append(x.ravel())
+            ys.append(y.ravel())
+    elif isinstance(geometry, CylindricalGeometry):
+        for i, layer in enumerate(geometry.layers):
+            alpha, r = np.meshgrid(layer.alpha_centres(), layer.r_centres(), indexing="ij")  # r fastest
+            layers.append(np.full(layer.n_cells, i, dtype=np.int64))
+            xs.append((r * np.cos(alpha)).ravel())
+            ys.append((r * np.sin(alpha)).ravel())
+    else:
+        raise ConfigError(f"geometry {geometry!r}: expected a CartesianGeometry or a CylindricalGeometry")
+    return CellTable(np.concatenate(layers), np.concatenate(xs), np.concatenate(ys), len(geometry.layers))
+
+
+def geometry_spec(geometry: CartesianGeometry | CylindricalGeometry) -> dict:
+    """Plain data describing ``geometry`` (JSON-ready), read back by :func:`geometry_from_spec`."""
+    if isinstance(geometry, CartesianGeometry):
+        if geometry != CALOGAN:
+            raise ConfigError(f"geometry {geometry.name!r}: the only Cartesian layout gansim knows is CaloGAN's")
+        return {"kind": "calogan", "name": geometry.name}
+    layers = [{"id": int(i), "r_edges": [float(r) for r in layer.r_edges], "n_alpha": int(layer.n_alpha)} for i, layer in zip(geometry.layer_ids, geometry.layers)]
+    return {"kind": "cylindrical", "name": geometry.name, "layer_thickness": geometry.layer_thickness, "layers": layers}
+
+
+def geometry_from_spec(spec: dict, source: str = "geometry") -> CartesianGeometry | CylindricalGeometry:
+    """The geometry that :func:`geometry_spec` described.
+
+    Raises:
+        ConfigError: a spec of an unknown kind, or missing/bad keys (named, with ``source``).
+    """
+    try:
+        kind = spec.get("kind", "cylindrical") if isinstance(spec, dict) else None
+        if kind == "calogan":
+            return CALOGAN
+        if kind != "cylindrical":
+            raise ConfigError(f"{source}: geometry kind {kind!r}: expected 'calogan' or 'cylindrical'")
+        layers = tuple(CylindricalLayer(tuple(float(r) for r in la["r_edges"]), int(la["n_alpha"])) for la in spec["layers"])
+        ids = tuple(int(la["id"]) for la in spec["layers"])
+        thickness = spec.get("layer_thickness")
+        return CylindricalGeometry(str(spec["name"]), layers, ids, None if thickness is None else float(thickness))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: geometry description is incomplete or malformed ({err!r})") from err

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from gansim.config import OptimizerSettings, StrictModel, TrainingSettings
@@ -60,6 +60,10 @@ class ShowerDataSettings(StrictModel):
     max_rows: int | None = Field(None, gt=0, description="use only the first max_rows showers of the file")
 
 
+#: the family's training defaults (TrainingSettings' own defaults are the phase-space ones)
+_PAPER_TRAIN: dict[str, Any] = {"batch_size": 256, "ema_halflife_rows": None}
+
+
 class CaloGANConfig(StrictModel):
     """The whole config of a faithful CaloGAN run."""
 
@@ -67,7 +71,13 @@ class CaloGANConfig(StrictModel):
     data: ShowerDataSettings = Field(default_factory=ShowerDataSettings)
     model: CaloGANSettings = Field(default_factory=CaloGANSettings)
     optim: dict[str, OptimizerSettings] = Field(default_factory=_paper_optim)
-    train: TrainingSettings = Field(default_factory=lambda: TrainingSettings(batch_size=256, ema_halflife_rows=None))
+    train: TrainingSettings = Field(default_factory=lambda: TrainingSettings(**_PAPER_TRAIN))
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _family_train_defaults(cls, value: Any) -> Any:
+        """A partial ``train`` section keeps this family's defaults for the keys it does not give."""
+        return {**_PAPER_TRAIN, **value} if isinstance(value, dict) else value
 
 
 class CaloGANObjective(Objective):

@@ -15,19 +15,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from gansim.errors import ConfigError, ModelFileError
+from gansim.errors import ModelFileError
 from gansim.io.calo import ShowerData
 from gansim.io.calo_geometry import CALOGAN
 from gansim.models.calogan import GEV_PER_MEV, CaloGANSettings
 from gansim.models.calogan_nets import CaloGANGenerator
 from gansim.models.model_file import save_model_dir
 from gansim.models.registry import register_family
+from gansim.models.shower_sampling import check_sample_request, seeded_latents_and_energies
 
-__all__ = ["CaloGANModel", "save_calogan", "SAMPLE_BLOCK_ROWS"]
+__all__ = ["CaloGANModel", "save_calogan"]
 
-#: Latent vectors and energies are drawn per block of this many showers from a generator seeded by
-#: (seed, block), so a seed gives the same showers whatever the batch size.
-SAMPLE_BLOCK_ROWS = 1024
 
 
 def save_calogan(path: str | Path, generator: CaloGANGenerator, settings: CaloGANSettings, *, extra: dict[str, Any] | None = None, force: bool = False) -> Path:
@@ -77,14 +75,6 @@ class CaloGANModel:
             raise ModelFileError(f"{source}: generator weights do not match the manifest's architecture ({err})") from err
         return cls(generator, settings, manifest, device)
 
-    def _block(self, seed: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latents (SAMPLE_BLOCK_ROWS, latent) and uniform energies in the training range (GeV) of one block."""
-        state = np.random.SeedSequence([int(seed), int(block)]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)
-        g = torch.Generator().manual_seed(int(state))
-        z = torch.randn(SAMPLE_BLOCK_ROWS, self.settings.latent_dim, generator=g)
-        lo, hi = self.settings.energy_range_gev
-        return z, lo + (hi - lo) * torch.rand(SAMPLE_BLOCK_ROWS, generator=g, dtype=torch.float64)
-
     @torch.inference_mode()
     def sample(self, n: int, energy_mev: float | np.ndarray | None = None, *, seed: int = 0, batch_size: int = 1024, first: int = 0) -> ShowerData:
         """``n`` showers in MeV; energies (MeV) given as one value or ``n`` values, else uniform in the training range.
@@ -92,27 +82,8 @@ class CaloGANModel:
         One seed gives the same showers whatever ``batch_size``; ``first`` picks showers
         ``first .. first + n - 1`` of the seed's sequence (so a file can be written in pieces).
         """
-        if isinstance(n, bool) or int(n) != n or n < 0:
-            raise ConfigError(f"n {n!r}: expected a whole number >= 0")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size {batch_size!r}: expected >= 1")
-        n, first = int(n), int(first)
-        if first < 0:
-            raise ConfigError(f"first {first!r}: expected >= 0")
-        z_parts, e_parts = [], []
-        first_block = first // SAMPLE_BLOCK_ROWS
-        for block in range(first_block, -(-(first + n) // SAMPLE_BLOCK_ROWS)):
-            z, e = self._block(seed, block)
-            z_parts.append(z)
-            e_parts.append(e)
-        offset = first - first_block * SAMPLE_BLOCK_ROWS
-        z_all = torch.cat(z_parts)[offset : offset + n] if z_parts else torch.zeros(0, self.settings.latent_dim)
-        e_gev = torch.cat(e_parts)[offset : offset + n] if e_parts else torch.zeros(0, dtype=torch.float64)
-        if energy_mev is not None:
-            given = np.broadcast_to(np.asarray(energy_mev, dtype=np.float64), (n,)) if np.ndim(energy_mev) == 0 else np.asarray(energy_mev, dtype=np.float64)
-            if given.shape != (n,) or not np.all(np.isfinite(given)) or np.any(given <= 0):
-                raise ConfigError(f"energy_mev: expected one value or {n} finite values > 0 (MeV)")
-            e_gev = torch.from_numpy(given * GEV_PER_MEV)
+        n, first = check_sample_request(n, batch_size, first)
+        z_all, e_gev = seeded_latents_and_energies(seed, first, n, self.settings.latent_dim, self.settings.energy_range_gev, energy_mev)
         layers: list[list[np.ndarray]] = [[], [], []]
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)

@@ -17,6 +17,7 @@ __all__ = ["FAMILIES", "register_family", "get_family", "load_model"]
 FAMILIES: dict[str, str] = {
     "phsp": "gansim.models.phsp_gan",
     "calogan": "gansim.models.calogan_model",
+    "showergan": "gansim.models.showergan_model",
 }
 _REGISTERED: dict[str, Any] = {}
 

@@ -207,7 +207,7 @@ class TrainingLoop:
 
     # ------------------------------------------------------------------ run
     def run(self, *, resume: bool = False) -> TrainingResult:
-        """Train until ``settings.total_rows`` rows were seen (resuming from the latest checkpoint if asked and not done yet)."""
+        """Train until ``settings.total_rows`` rows were seen, or ``max_wall_time_s`` passed (checked at ticks); resume from the latest checkpoint if asked."""
         if resume and self._resumed_from is None:
             self.restore_latest()
         stats = StatsWriter(self.run_dir, resume_rows=self._last_tick_rows if self._resumed_from else None) if self.dist.is_main else None
@@ -218,12 +218,13 @@ class TrainingLoop:
         rows_per_batch = self.data.batch_size * self.dist.world_size
         try:
             with progress:
-                while self.rows_seen < self.settings.total_rows:
+                done = self.rows_seen >= self.settings.total_rows
+                while not done:
                     before = self.rows_seen
                     self._iteration(rows_per_batch)
                     tick = _crossed(before, self.rows_seen, self.settings.tick_rows)
                     ckpt = _crossed(before, self.rows_seen, self.settings.checkpoint_rows)
-                    done = self.rows_seen >= self.settings.total_rows
+                    done = self.rows_seen >= self.settings.total_rows or (tick and self._out_of_time())
                     state = None
                     if (ckpt or done) and not tick:
                         # a checkpoint between ticks keeps the tick's pending stats, so a resumed run writes the same curve
@@ -244,6 +245,14 @@ class TrainingLoop:
             if stats is not None:
                 stats.close()
         return TrainingResult(self.rows_seen, self.iterations, self._elapsed(), last, self._resumed_from)
+
+    def _out_of_time(self) -> bool:
+        """Whether ``max_wall_time_s`` has passed; every process gets the same answer (the mean of their clocks)."""
+        if self.settings.max_wall_time_s is None:
+            return False
+        elapsed = torch.tensor([self._elapsed()], dtype=torch.float64, device=self.device if self.device.type != "mps" else "cpu")
+        self.dist.all_reduce_mean_(elapsed)
+        return float(elapsed.item()) >= self.settings.max_wall_time_s
 
     def _iteration(self, rows_per_batch: int) -> None:
         batch: Any = None

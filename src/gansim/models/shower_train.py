@@ -1,4 +1,7 @@
-"""Training the faithful CaloGAN from a CaloGAN HDF5 file: ``gansim train eplus.h5 -o run/``.
+"""Training a shower model (the faithful CaloGAN or the modern shower GAN) from a shower file: ``gansim train eplus.h5 -o run/``.
+
+The faithful CaloGAN trains on CaloGAN-layout files only (its networks are built for those three
+layers); the modern shower GAN on any layout gansim reads (CaloGAN, CaloChallenge).
 
 The run directory receives ``config.json`` (resolved), ``data.json`` (file, checksum,
 duplicates removed, the split), ``stats.jsonl``, ``checkpoints/`` and, at the end, ``model/``.
@@ -18,17 +21,20 @@ import numpy as np
 import torch
 
 from gansim import __version__
-from gansim.errors import DataError
-from gansim.io.calo import ShowerData, find_duplicate_showers, read_calogan
+from gansim.errors import ConfigError, DataError
+from gansim.io.calo import ShowerData, find_duplicate_showers, read_showers
 from gansim.models.calogan import CaloGANConfig, CaloGANObjective, ShowerBatches
 from gansim.models.calogan_model import save_calogan
 from gansim.models.calogan_nets import CaloGANDiscriminator, CaloGANGenerator
+from gansim.models.showergan import ShowerGANConfig, ShowerGANObjective
+from gansim.models.showergan_model import GEV_PER_MEV, build_generator, flatten_showers, save_showergan
+from gansim.models.showergan_nets import ShowerCritic
 from gansim.models.model_file import sha256_of_file
 from gansim.models.phsp_train import prepare_run_dir
 from gansim.training.device import resolve_device
 from gansim.training.loop import TrainingLoop
 
-__all__ = ["train_calogan", "split_showers"]
+__all__ = ["train_showers", "train_calogan", "split_showers", "cell_threshold_from_data"]
 
 
 def split_showers(n: int, validation_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
@@ -44,11 +50,75 @@ def _select(data: ShowerData, rows: np.ndarray) -> ShowerData:
     return ShowerData(data.layout, data.geometry, data.energy[rows], [a[rows] for a in data.layers], None if data.overflow is None else data.overflow[rows])
 
 
+def cell_threshold_from_data(cells: np.ndarray, quantile: float) -> float:
+    """The ``quantile`` of the lit cells' energies (same unit as ``cells``): the modern model's sparsity threshold."""
+    lit = cells[cells > 0]
+    if lit.size == 0:
+        raise DataError("every cell of the training showers is empty: nothing to learn a threshold (or a shower) from")
+    return float(np.quantile(lit, quantile)) if quantile > 0 else float(lit.min())
+
+
+def _init_rows(n: int, wanted: int, seed: int) -> np.ndarray:
+    """A seeded subset of ``wanted`` training rows for data-based initialisation."""
+    return np.sort(np.random.default_rng([seed, 7]).permutation(n)[: min(n, wanted)])
+
+
+def _build_calogan(cfg: CaloGANConfig, train: ShowerData, device: torch.device, source: str) -> tuple[Any, ShowerBatches, Any]:
+    if train.layout != "calogan":
+        raise ConfigError(f"{source}: {train.layout!r} showers; the faithful CaloGAN is built for the CaloGAN layout's three layers. Train the modern shower GAN on it (--family showergan)")
+    generator = CaloGANGenerator(latent_dim=cfg.model.latent_dim, attention=cfg.model.attention).to(device)
+    discriminator = CaloGANDiscriminator(minibatch=cfg.model.minibatch, sparsity=cfg.model.sparsity).to(device)
+    objective = CaloGANObjective(generator, discriminator, cfg.model, device, cfg.train.seed)
+    batches = ShowerBatches(train.layers, train.energy, cfg.train.batch_size, cfg.train.seed, device, source=source)
+
+    def save(model_dir: Path, g: torch.nn.Module, extra: dict[str, Any]) -> Path:
+        return save_calogan(model_dir, g, cfg.model, extra=extra, force=True)
+
+    return objective, batches, save
+
+
+def _build_showergan(cfg: ShowerGANConfig, train: ShowerData, device: torch.device, source: str, log: Any) -> tuple[Any, ShowerBatches, Any, dict[str, Any]]:
+    cells = flatten_showers(train).astype(np.float32)
+    settings = cfg.model
+    threshold_mev = settings.cell_threshold_mev or cell_threshold_from_data(cells, settings.threshold_quantile)
+    cells[cells < threshold_mev] = 0.0  # the model makes no cell below the threshold: neither do the showers it learns from
+    energy_gev = np.asarray(train.energy, np.float64) * GEV_PER_MEV
+    energy_range = settings.energy_range_gev or (float(energy_gev.min()), float(energy_gev.max()))
+    if not energy_range[0] < energy_range[1]:
+        energy_range = (energy_range[0] * 0.99, energy_range[1] * 1.01)  # a single energy: a narrow range around it
+    log(f"shower GAN: cells below {threshold_mev:.4g} MeV are zero; log-energy condition over {energy_range[0]:.4g}-{energy_range[1]:.4g} GeV")
+    generator = build_generator(settings, train.geometry, energy_range, threshold_mev).to(device)
+    from gansim.io.calo_geometry import cell_table
+
+    critic = ShowerCritic(cell_table(train.geometry), settings.d_width, settings.d_depth, energy_range, threshold_mev * GEV_PER_MEV, settings.spectral_norm).to(device)
+    rows = _init_rows(len(cells), settings.init_rows, cfg.train.seed)
+    generator.init_from_data(cells[rows] * GEV_PER_MEV, energy_gev[rows])
+    critic.fit_standardisation(cells[rows] * GEV_PER_MEV, energy_gev[rows])
+    objective = ShowerGANObjective(generator, critic, settings, device, cfg.train.seed)
+    batches = ShowerBatches([cells], train.energy, cfg.train.batch_size, cfg.train.seed, device, source=source)
+
+    def save(model_dir: Path, g: torch.nn.Module, extra: dict[str, Any]) -> Path:
+        return save_showergan(model_dir, g, settings, train.geometry, extra=extra, force=True)
+
+    return objective, batches, save, {"cell_threshold_mev": threshold_mev, "energy_range_gev": list(energy_range)}
+
+
 def train_calogan(data: str | Path, cfg: CaloGANConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False, log: Any = print) -> Path:
-    """Train a faithful CaloGAN on a CaloGAN-layout file into ``run_dir``; return the model directory."""
+    """Train a faithful CaloGAN on a CaloGAN-layout file (see :func:`train_showers`)."""
+    return train_showers(data, cfg, run_dir, resume=resume, force=force, log=log)
+
+
+def train_showers(data: str | Path, cfg: CaloGANConfig | ShowerGANConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False, log: Any = print) -> Path:
+    """Train the config's family on a shower file into ``run_dir``; return the model directory.
+
+    Args:
+        data: a CaloGAN or CaloChallenge HDF5 file (DS1 files need the binning a gansim-written file records).
+        cfg: a :class:`CaloGANConfig` (faithful) or :class:`ShowerGANConfig` (modern).
+        run_dir: the run directory (see the module docstring).
+    """
     data, run_dir = Path(data), Path(run_dir)
     prepare_run_dir(run_dir, data, resume=resume, force=force)
-    showers = read_calogan(data, max_rows=cfg.data.max_rows)
+    showers = read_showers(data, max_rows=cfg.data.max_rows)
     n_file = len(showers)
     duplicates = find_duplicate_showers(showers)
     keep = np.ones(n_file, dtype=bool)
@@ -63,6 +133,7 @@ def train_calogan(data: str | Path, cfg: CaloGANConfig, run_dir: str | Path, *, 
     data_info = {
         "path": str(data),
         "sha256": sha256_of_file(data),
+        "layout": showers.layout,
         "showers_in_file": n_file,
         "duplicates": int(len(duplicates)),
         "duplicates_removed": bool(cfg.data.drop_duplicates and len(duplicates)),
@@ -79,15 +150,16 @@ def train_calogan(data: str | Path, cfg: CaloGANConfig, run_dir: str | Path, *, 
             raise DataError(f"{data}: is not the file this run was trained on ({old.get('path')}); resume with the same file or start a new run")
     (run_dir / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
     (run_dir / "data.json").write_text(json.dumps(data_info, indent=2) + "\n")
-    log(f"data: {data} ({n_file:,d} showers; train {len(train_rows):,d}, validation {len(split['validation']):,d}, test {len(split['test']):,d})")
+    log(f"data: {data} ({showers.layout}, {n_file:,d} showers; train {len(train_rows):,d}, validation {len(split['validation']):,d}, test {len(split['test']):,d})")
 
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
-    generator = CaloGANGenerator(latent_dim=cfg.model.latent_dim, attention=cfg.model.attention).to(device)
-    discriminator = CaloGANDiscriminator(minibatch=cfg.model.minibatch, sparsity=cfg.model.sparsity).to(device)
-    objective = CaloGANObjective(generator, discriminator, cfg.model, device, cfg.train.seed)
     train = _select(showers, train_rows)
-    batches = ShowerBatches(train.layers, train.energy, cfg.train.batch_size, cfg.train.seed, device, source=str(data))
+    extra_manifest: dict[str, Any] = {}
+    if isinstance(cfg, ShowerGANConfig):
+        objective, batches, save, extra_manifest = _build_showergan(cfg, train, device, str(data), log)
+    else:
+        objective, batches, save = _build_calogan(cfg, train, device, str(data))
     loop = TrainingLoop(objective, batches, cfg.train, cfg.optim, run_dir, device, extra_state={"config": cfg.model_dump(mode="json")})
     t0 = time.perf_counter()
     result = loop.run(resume=resume)
@@ -103,9 +175,10 @@ def train_calogan(data: str | Path, cfg: CaloGANConfig, run_dir: str | Path, *, 
             "resumed_from": result.resumed_from,
             "config": cfg.model_dump(mode="json"),
             "gansim_version": __version__,
+            **extra_manifest,
         }
     }
-    model_dir = save_calogan(run_dir / "model", g, cfg.model, extra=extra, force=True)
+    model_dir = save(run_dir / "model", g, extra)
     if cfg.train.evaluate and len(split["validation"]):
         _evaluate(model_dir, _select(showers, unique_rows[split["validation"]]), run_dir, cfg.train.seed, log)
     return model_dir
@@ -121,7 +194,7 @@ def _evaluate(model_dir: Path, validation: ShowerData, run_dir: Path, seed: int,
     model = load_model(model_dir, device="cpu")
     generated = model.sample(len(validation), validation.energy, seed=seed)
     metrics, plots = compare_showers(validation, generated, seed=seed)
-    report = write_shower_report(run_dir / "report", metrics, plots, title=f"CaloGAN on its validation showers ({run_dir})")
+    report = write_shower_report(run_dir / "report", metrics, plots, title=f"{model.manifest['family']} on its validation showers ({run_dir})")
     clf = metrics["classifier_high"]
     summary = {"separation_power": {k: v["separation_power"] for k, v in metrics["variables"].items()}}
     if "auc" in clf:

@@ -1,0 +1,120 @@
+"""The modern shower GAN family: settings, config and training maths in the one loop.
+
+Per iteration: ``n_critic`` critic steps, each on a fresh batch of real showers and as many
+generated ones at **the same incident energies** (so the critic compares showers, not energy
+spectra), then one generator step at those energies. The loss is the hinge loss (critic
+spectrally normalised) by default, or WGAN-GP (gradient penalty on the critic's standardised
+features, plus a small drift term). There is no energy or containment penalty: the layer
+energies and the total come from the generator's heads by construction, and the response is
+learnt from the data, which is right for pions too (their showers are not contained).
+
+Showers are fed in GeV as flat rows of cells (:func:`gansim.io.calo_geometry.cell_table` order),
+energies in GeV.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+
+from gansim.config import OptimizerSettings, StrictModel, TrainingSettings
+from gansim.losses import discriminator_loss, drift_penalty, generator_loss, gradient_penalty
+from gansim.models.calogan import ShowerDataSettings
+from gansim.models.showergan_nets import ShowerCritic, ShowerGenerator
+from gansim.training.objective import Objective, Phase
+
+__all__ = ["ShowerGANSettings", "ShowerGANConfig", "ShowerGANObjective"]
+
+
+class ShowerGANSettings(StrictModel):
+    """The modern model's architecture and loss."""
+
+    latent_dim: int = Field(128, gt=0)
+    g_width: int = Field(512, gt=0, description="hidden width of the generator's FiLM MLP")
+    g_depth: int = Field(3, gt=0, description="hidden layers of the generator")
+    d_width: int = Field(512, gt=0, description="hidden width of the critic")
+    d_depth: int = Field(2, ge=0, description="inner layers of the critic's MLP")
+    loss: Literal["hinge", "wgan-gp"] = Field("hinge", description="hinge (spectral norm) or WGAN-GP")
+    spectral_norm: bool = Field(True, description="spectral normalisation of the critic's linear layers")
+    gp_weight: float = Field(10.0, ge=0, description="WGAN-GP: weight of the two-sided gradient penalty")
+    drift_weight: float = Field(1e-3, ge=0, description="WGAN-GP: weight of mean(D(real)^2), keeping the critic's outputs near 0")
+    n_critic: int = Field(2, gt=0, description="critic steps per generator step")
+    cell_threshold_mev: float | None = Field(None, gt=0, description="cells below this are zero (sparsity); null: the threshold_quantile of the training data's lit cells")
+    threshold_quantile: float = Field(1e-3, ge=0, lt=1, description="which quantile of the lit cells sets the threshold when cell_threshold_mev is null")
+    energy_range_gev: tuple[float, float] | None = Field(None, description="range of the log-energy condition and of default sampling; null: the training data's range")
+    init_rows: int = Field(20_000, gt=1, description="training showers used for the data-based initialisation and the critic's standardisation")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> ShowerGANSettings:
+        if self.energy_range_gev is not None and not 0 < self.energy_range_gev[0] < self.energy_range_gev[1]:
+            raise ValueError(f"energy_range_gev {self.energy_range_gev}: expected 0 < lo < hi")
+        return self
+
+
+def _modern_optim() -> dict[str, OptimizerSettings]:
+    return {"G": OptimizerSettings(lr=1e-4, betas=(0.5, 0.9)), "D": OptimizerSettings(lr=2e-4, betas=(0.5, 0.9))}
+
+
+#: the family's training defaults (TrainingSettings' own defaults are the phase-space ones)
+_MODERN_TRAIN: dict[str, Any] = {"batch_size": 256, "total_rows": 5_000_000, "tick_rows": 200_000, "checkpoint_rows": 1_000_000, "ema_halflife_rows": 100_000}
+
+
+class ShowerGANConfig(StrictModel):
+    """The whole config of a modern shower GAN run."""
+
+    family: Literal["showergan"] = "showergan"
+    data: ShowerDataSettings = Field(default_factory=ShowerDataSettings)
+    model: ShowerGANSettings = Field(default_factory=ShowerGANSettings)
+    optim: dict[str, OptimizerSettings] = Field(default_factory=_modern_optim)
+    train: TrainingSettings = Field(default_factory=lambda: TrainingSettings(**_MODERN_TRAIN))
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _family_train_defaults(cls, value: Any) -> Any:
+        """A partial ``train`` section keeps this family's defaults for the keys it does not give."""
+        return {**_MODERN_TRAIN, **value} if isinstance(value, dict) else value
+
+
+class ShowerGANObjective(Objective):
+    """Phases ``D`` (``n_critic`` steps, fresh real batch each) and ``G`` on batches ``([cells (B, C)], energy (B,))`` in GeV."""
+
+    def __init__(self, g: ShowerGenerator, d: ShowerCritic, settings: ShowerGANSettings, device: torch.device, seed: int) -> None:
+        self.networks = {"G": g, "D": d}
+        self.phases = [Phase("D", "D", settings.n_critic, needs_batch=True), Phase("G", "G", 1, needs_batch=False)]
+        self.ema_network = "G"
+        self.settings = settings
+        self.device = device
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed + 1)
+
+    def _fake(self, g: nn.Module, energy: torch.Tensor) -> torch.Tensor:
+        z = torch.randn(energy.shape[0], self.settings.latent_dim, generator=self.generator, device=self.device)
+        return g(z, energy)
+
+    def loss(self, phase: str, batch: Any, nets: Mapping[str, nn.Module]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        (cells,), energy = batch
+        g, d = nets["G"], nets["D"]
+        if phase == "D":
+            with torch.no_grad():
+                fake = self._fake(g, energy)
+            real_logits, fake_logits = d(cells, energy), d(fake, energy)
+            if self.settings.loss == "hinge":
+                loss = discriminator_loss("hinge", real_logits, fake_logits)
+                return loss, {"D/real": real_logits.mean().detach(), "D/fake": fake_logits.mean().detach()}
+            # the penalty on the critic's head, between real and fake standardised features (the
+            # features have no parameters); its gradients reach the DDP reducer in the same backward
+            critic = self.networks["D"]
+            with torch.no_grad():
+                real_f, fake_f = critic.features(cells, energy), critic.features(fake, energy)
+            penalty = gradient_penalty(lambda x: critic.head(x), real_f, fake_f, kind="two_sided", generator=self.generator)
+            loss = discriminator_loss("wasserstein", real_logits, fake_logits) + self.settings.gp_weight * penalty + self.settings.drift_weight * drift_penalty(real_logits)
+            return loss, {"D/real": real_logits.mean().detach(), "D/fake": fake_logits.mean().detach(), "D/gp": penalty.detach()}
+        if phase == "G":
+            fake = self._fake(g, energy)
+            logits = d(fake, energy)
+            return generator_loss("hinge" if self.settings.loss == "hinge" else "wasserstein", logits), {}
+        raise ValueError(f"unknown phase {phase!r}")

@@ -1,0 +1,203 @@
+"""Networks of the modern shower GAN: any calorimeter layout, energies consistent by construction.
+
+A shower is one row of cells (``gansim.io.calo_geometry.cell_table`` order), in GeV, with its
+incident energy ``E`` (GeV). Both networks see the condition ``c = 2 log(E/E_lo)/log(E_hi/E_lo) - 1``
+(so ``c`` spans [-1, 1] over the training range).
+
+**Generator** (:class:`ShowerGenerator`): ``z ~ N(0, 1)`` -> a FiLM-conditioned MLP
+(:class:`gansim.nn.FiLMMLP`) -> three heads:
+
+- the response ``r = E_tot / E`` as ``exp(head)``;
+- the layer-energy fractions ``f_l`` (a softmax over layers);
+- each layer's normalised cell shape ``s_c`` (a softmax over the layer's cells);
+
+cells are ``E * r * f_l * s_c``, so the layer energies and the total are those of the heads
+exactly. Cells below ``threshold`` (GeV) are set to zero, which gives the showers their
+sparsity; in training the zeroing is a straight-through estimator (forward: zero; backward: as
+if kept), so a cell still learns where it should go. The heads' biases start at the training
+data's mean response, mean fractions and mean shapes (:meth:`ShowerGenerator.init_from_data`),
+so a fresh generator already makes the mean shower.
+
+**Critic** (:class:`ShowerCritic`, spectrally normalised MLP): sees the shower through
+differentiable physics features rather than raw MeV, each standardised with the training data's
+mean and spread (:meth:`ShowerCritic.fit_standardisation`):
+
+- per cell ``log(e_c + t) - log(E_l + t)`` (the log of the normalised cell energy, floored at the
+  threshold ``t`` so an empty cell and one just above threshold differ by about log 2);
+- per layer ``log((E_l + t)/E)``, centres of energy in x and y, widths in x and y (mm, from the
+  geometry's cell centres) and the fraction of lit cells;
+- the condition ``c``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from gansim.errors import ConfigError
+from gansim.io.calo_geometry import CellTable
+from gansim.nn.film import FiLMMLP
+from gansim.nn.mlp import MLP
+
+__all__ = ["ShowerGenerator", "ShowerCritic", "log_energy_condition", "segment_softmax"]
+
+
+def log_energy_condition(energy_gev: torch.Tensor, energy_range_gev: tuple[float, float]) -> torch.Tensor:
+    """``(n,)`` GeV -> ``(n, 1)``: ``2 log(E/E_lo) / log(E_hi/E_lo) - 1`` (-1 at E_lo, +1 at E_hi)."""
+    lo, hi = energy_range_gev
+    return (2.0 * torch.log(energy_gev / lo) / math.log(hi / lo) - 1.0).unsqueeze(1)
+
+
+def segment_softmax(logits: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Softmax of ``logits`` (n, C) within each segment of cells (``segment`` (C,) long in [0, n_segments))."""
+    index = segment.expand(logits.shape[0], -1)
+    peak = torch.full((logits.shape[0], n_segments), -torch.inf, dtype=logits.dtype, device=logits.device)
+    peak = peak.scatter_reduce(1, index, logits.detach(), "amax")  # a per-segment shift: exp never overflows
+    weights = torch.exp(logits - peak.gather(1, index))
+    totals = torch.zeros_like(peak).scatter_add(1, index, weights)
+    return weights / totals.gather(1, index)
+
+
+class _CellGeometry(nn.Module):
+    """The layout as non-persistent buffers (rebuilt from the geometry, never stored in model files)."""
+
+    def __init__(self, cells: CellTable) -> None:
+        super().__init__()
+        self.n_cells, self.n_layers = cells.n_cells, cells.n_layers
+        layer = torch.from_numpy(cells.layer)
+        self.register_buffer("layer", layer, persistent=False)
+        one_hot = torch.zeros(cells.n_cells, cells.n_layers)
+        one_hot[torch.arange(cells.n_cells), layer] = 1.0
+        self.register_buffer("one_hot", one_hot, persistent=False)  # (C, L): cells -> layer sums by one matmul
+        self.register_buffer("x", torch.from_numpy(cells.x).float(), persistent=False)
+        self.register_buffer("y", torch.from_numpy(cells.y).float(), persistent=False)
+        self.register_buffer("cells_per_layer", one_hot.sum(dim=0), persistent=False)
+
+    def layer_sums(self, cells: torch.Tensor) -> torch.Tensor:
+        """(n, C) -> (n, L)."""
+        return cells @ self.one_hot
+
+
+def _check_init_data(cells: np.ndarray, energy: np.ndarray, n_cells: int) -> None:
+    if cells.ndim != 2 or cells.shape[1] != n_cells or energy.shape != (cells.shape[0],) or cells.shape[0] < 2:
+        raise ConfigError(f"initialisation data: expected cells (N >= 2, {n_cells}) and energy (N,), got {cells.shape} and {energy.shape}")
+
+
+class ShowerGenerator(nn.Module):
+    """``(z (n, latent), E (n,) GeV) -> cells (n, C) GeV`` for the layout of ``cells``.
+
+    Args:
+        cells: the layout (:func:`gansim.io.calo_geometry.cell_table`).
+        latent_dim: size of z.
+        width, depth: the FiLM MLP's hidden width and number of hidden layers.
+        energy_range_gev: (lo, hi) of the condition's scaling.
+        threshold_gev: cells below it are zero.
+    """
+
+    def __init__(self, cells: CellTable, latent_dim: int, width: int, depth: int, energy_range_gev: tuple[float, float], threshold_gev: float) -> None:
+        super().__init__()
+        self.geometry = _CellGeometry(cells)
+        self.latent_dim, self.energy_range_gev, self.threshold_gev = latent_dim, tuple(energy_range_gev), float(threshold_gev)
+        self.body = FiLMMLP(latent_dim, 1, width, depth)
+        self.response_head = nn.Linear(width, 1)
+        self.fraction_head = nn.Linear(width, cells.n_layers)
+        self.shape_head = nn.Linear(width, cells.n_cells)
+        for head in (self.response_head, self.fraction_head, self.shape_head):
+            # small weights: the first showers are the biases' mean shower, varied a little by z
+            nn.init.normal_(head.weight, std=0.01 / math.sqrt(width))
+            nn.init.zeros_(head.bias)
+
+    @torch.no_grad()
+    def init_from_data(self, cells: np.ndarray, energy: np.ndarray) -> None:
+        """Set the heads' biases to the data's mean log response, log fractions and log shapes.
+
+        Args:
+            cells: (N, C) GeV (a subset of the training showers is enough).
+            energy: (N,) GeV.
+        """
+        cells, energy = np.asarray(cells, np.float64), np.asarray(energy, np.float64)
+        _check_init_data(cells, energy, self.geometry.n_cells)
+        layer = self.geometry.layer.cpu().numpy()
+        one_hot = self.geometry.one_hot.cpu().numpy().astype(np.float64)
+        e_layer = cells @ one_hot
+        total = e_layer.sum(axis=1)
+        ok = total > 0
+        response = np.log(np.clip(total[ok] / energy[ok], 1e-12, None)).mean()
+        fractions = (e_layer[ok] / total[ok, None]).mean(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shapes = np.where(e_layer[:, layer] > 0, cells / e_layer[:, layer], 0.0).mean(axis=0)
+        self.response_head.bias.fill_(float(response))
+        self.fraction_head.bias.copy_(torch.from_numpy(np.log(fractions + 1e-9)).float())
+        self.shape_head.bias.copy_(torch.from_numpy(np.log(shapes + 1e-9)).float())
+
+    def forward(self, z: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
+        h = self.body(z, log_energy_condition(energy_gev, self.energy_range_gev))
+        total = energy_gev.unsqueeze(1) * torch.exp(self.response_head(h))  # (n, 1) GeV
+        fractions = torch.softmax(self.fraction_head(h), dim=1)  # (n, L)
+        shapes = segment_softmax(self.shape_head(h), self.geometry.layer, self.geometry.n_layers)  # (n, C)
+        cells = (total * fractions)[:, self.geometry.layer] * shapes
+        below = (cells < self.threshold_gev).to(cells.dtype)
+        # straight-through threshold: forward the zeroed cells, backward the identity
+        return cells - (cells * below).detach()
+
+
+class ShowerCritic(nn.Module):
+    """``(cells (n, C) GeV, E (n,) GeV) -> logits (n,)``: a spectrally normalised MLP on shower features.
+
+    Args:
+        cells: the layout.
+        width, depth: hidden width and number of inner layers of the MLP.
+        energy_range_gev, threshold_gev: as the generator's.
+        spectral_norm: spectral normalisation of every linear layer.
+    """
+
+    def __init__(self, cells: CellTable, width: int, depth: int, energy_range_gev: tuple[float, float], threshold_gev: float, spectral_norm: bool = True) -> None:
+        super().__init__()
+        self.geometry = _CellGeometry(cells)
+        self.energy_range_gev, self.threshold_gev = tuple(energy_range_gev), float(threshold_gev)
+        n_features = cells.n_cells + 6 * cells.n_layers + 1
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_std", torch.ones(n_features))
+        self.head = MLP(n_features, 1, width, depth, activation="leaky_relu", leaky_slope=0.2, spectral_norm=spectral_norm)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.feature_mean.numel())
+
+    def raw_features(self, cells: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
+        """(n, C) GeV, (n,) GeV -> (n, F) unstandardised features (see the module docstring)."""
+        geo, t = self.geometry, self.threshold_gev
+        e_layer = geo.layer_sums(cells)  # (n, L)
+        per_cell_layer = e_layer[:, geo.layer]
+        log_shape = torch.log(cells + t) - torch.log(per_cell_layer + t)
+        shape = cells / (per_cell_layer + 1e-12)
+        cx, cy = geo.layer_sums(shape * geo.x), geo.layer_sums(shape * geo.y)
+        wx = torch.sqrt(torch.relu(geo.layer_sums(shape * geo.x**2) - cx**2) + 1e-6)
+        wy = torch.sqrt(torch.relu(geo.layer_sums(shape * geo.y**2) - cy**2) + 1e-6)
+        lit = geo.layer_sums((cells > 0).to(cells.dtype)) / geo.cells_per_layer  # carries no gradient: a count
+        log_fraction = torch.log((e_layer + t) / energy_gev.unsqueeze(1))
+        cond = log_energy_condition(energy_gev, self.energy_range_gev)
+        return torch.cat([log_shape, log_fraction, cx, cy, wx, wy, lit, cond], dim=1)
+
+    def features(self, cells: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
+        """Standardised features (n, F): what :attr:`head` reads."""
+        return (self.raw_features(cells, energy_gev) - self.feature_mean) / self.feature_std
+
+    @torch.no_grad()
+    def fit_standardisation(self, cells: np.ndarray, energy: np.ndarray, min_std: float = 1e-2) -> None:
+        """Mean and spread of every feature on real showers ((N, C) GeV, (N,) GeV); spreads floored at ``min_std``.
+
+        The floor keeps a feature that is constant in the data (an always-empty cell) from
+        being magnified without bound.
+        """
+        _check_init_data(np.asarray(cells), np.asarray(energy), self.geometry.n_cells)
+        device = self.feature_mean.device
+        raw = self.raw_features(torch.as_tensor(np.asarray(cells), dtype=torch.float32, device=device), torch.as_tensor(np.asarray(energy), dtype=torch.float32, device=device))
+        self.feature_mean.copy_(raw.mean(dim=0))
+        self.feature_std.copy_(raw.std(dim=0).clamp_min(min_std))
+
+    def forward(self, cells: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(cells, energy_gev)).squeeze(1)

@@ -1,0 +1,236 @@
+"""The modern shower GAN: consistent energies by construction, the threshold, the critic's features,
+every parameter trained, exact resume, model files, any layout (CaloGAN and CaloChallenge)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gansim.config import TrainingSettings
+from gansim.data.calo import make_calo_showers
+from gansim.errors import ConfigError, ModelFileError
+from gansim.io.calo import read_showers, write_calochallenge
+from gansim.io.calo_geometry import CALOGAN, CylindricalGeometry, CylindricalLayer, cell_table
+from gansim.models import load_model
+from gansim.models.calogan import ShowerBatches
+from gansim.models.model_file import read_manifest
+from gansim.models.shower_train import cell_threshold_from_data, train_showers
+from gansim.models.showergan import ShowerGANConfig, ShowerGANObjective, ShowerGANSettings
+from gansim.models.showergan_model import build_generator, flatten_showers, save_showergan, unflatten_showers
+from gansim.models.showergan_nets import ShowerCritic, ShowerGenerator, log_energy_condition, segment_softmax
+from gansim.nn.film import FiLMMLP
+from gansim.training.loop import TrainingLoop
+
+#: a small cylindrical layout (3 layers, uneven binning) standing in for CaloChallenge files
+SMALL_CYL = CylindricalGeometry("small-cyl", (CylindricalLayer((0.0, 2.0, 5.0), 4), CylindricalLayer((0.0, 3.0, 6.0, 10.0), 2), CylindricalLayer((0.0, 8.0), 1)))
+TINY = dict(latent_dim=8, g_width=32, g_depth=2, d_width=32, d_depth=1)
+
+
+@pytest.fixture(scope="module")
+def eplus() -> tuple[np.ndarray, np.ndarray]:
+    data = make_calo_showers(64, "eplus", seed=3)
+    return flatten_showers(data).astype(np.float32) * 1e-3, np.asarray(data.energy, np.float64) * 1e-3  # GeV
+
+
+def _generator(threshold_gev: float = 1e-6) -> ShowerGenerator:
+    torch.manual_seed(0)
+    return ShowerGenerator(cell_table(CALOGAN), 8, 32, 2, (1.0, 100.0), threshold_gev)
+
+
+def test_segment_softmax_sums_to_one_per_layer_and_survives_huge_logits() -> None:
+    layer = torch.tensor([0, 0, 1, 1, 1, 2])
+    logits = torch.tensor([[1000.0, 999.0, -1000.0, -1001.0, -1002.0, 5.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    s = segment_softmax(logits, layer, 3)
+    assert torch.isfinite(s).all()
+    sums = torch.zeros(2, 3).index_add_(1, layer, s)
+    torch.testing.assert_close(sums, torch.ones(2, 3))
+    torch.testing.assert_close(s[1], torch.tensor([0.5, 0.5, 1 / 3, 1 / 3, 1 / 3, 1.0]))
+    torch.testing.assert_close(s[0, :2], torch.softmax(torch.tensor([1000.0, 999.0]), 0))
+
+
+def test_log_energy_condition_spans_minus_one_to_one() -> None:
+    c = log_energy_condition(torch.tensor([1.0, 10.0, 100.0]), (1.0, 100.0))
+    torch.testing.assert_close(c, torch.tensor([[-1.0], [0.0], [1.0]]))
+
+
+def test_film_starts_as_identity_modulation() -> None:
+    torch.manual_seed(1)
+    net = FiLMMLP(4, 1, 8, 2)
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(net(x, torch.zeros(5, 1)), net(x, torch.randn(5, 1)))
+    with pytest.raises(ConfigError):
+        FiLMMLP(4, 1, 8, 0)
+
+
+def test_layer_energies_and_total_come_from_the_heads_exactly() -> None:
+    g = _generator(threshold_gev=1e-30)  # nothing cut: the sums are the heads' values
+    z, e = torch.randn(16, 8), torch.linspace(1, 100, 16)
+    cells = g(z, e)
+    assert cells.shape == (16, CALOGAN.n_cells) and (cells >= 0).all()
+    h = g.body(z, log_energy_condition(e, g.energy_range_gev))
+    total = e * torch.exp(g.response_head(h)).squeeze(1)
+    fractions = torch.softmax(g.fraction_head(h), 1)
+    torch.testing.assert_close(g.geometry.layer_sums(cells), total[:, None] * fractions, rtol=1e-5, atol=0)
+
+
+def test_threshold_zeroes_small_cells_but_passes_their_gradient_through() -> None:
+    g = _generator(threshold_gev=1e-2)  # near the uniform shower's cell (5 GeV / 504 cells): some cells on each side
+    z, e = torch.randn(8, 8), torch.full((8,), 5.0)
+    cells = g(z, e)
+    assert (cells[cells > 0] >= 1e-2).all() and (cells == 0).any()
+    g.zero_grad()
+    cells.sum().backward()  # the sum of all cells, zeroed ones included, is the heads' total
+    assert g.shape_head.weight.grad is not None and g.shape_head.weight.grad.abs().sum() > 0
+
+
+def test_init_from_data_makes_the_mean_shower(eplus: tuple[np.ndarray, np.ndarray]) -> None:
+    cells, energy = eplus
+    g = _generator(threshold_gev=1e-12)
+    with torch.no_grad():
+        for head in (g.response_head, g.fraction_head, g.shape_head):
+            head.weight.zero_()  # no z dependence: the generator's shower is its biases'
+    g.init_from_data(cells, energy)
+    out = g(torch.zeros(1, 8), torch.tensor([50.0]))[0].detach().numpy().astype(np.float64)
+    response = np.exp(np.mean(np.log(cells.sum(1) / energy)))
+    assert out.sum() == pytest.approx(50.0 * response, rel=1e-5)
+    layer = cell_table(CALOGAN).layer
+    e_layer = np.stack([cells[:, layer == i].sum(1) for i in range(3)], 1)
+    fractions = (e_layer / e_layer.sum(1, keepdims=True)).mean(0)
+    got = np.array([out[layer == i].sum() for i in range(3)]) / out.sum()
+    np.testing.assert_allclose(got, fractions, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ConfigError):
+        g.init_from_data(cells[:, :10], energy)
+
+
+def test_critic_features_are_the_physics_they_claim() -> None:
+    geo = SMALL_CYL
+    critic = ShowerCritic(cell_table(geo), 16, 1, (1.0, 100.0), 1e-4)
+    cells = torch.zeros(1, geo.n_cells)
+    cells[0, 0] = 2.0  # layer 0, alpha bin 0, r bin 0: r = 1 mm at alpha = pi/4
+    cells[0, 4] = 2.0  # layer 0, alpha bin 2, r bin 0: alpha = 5 pi/4
+    cells[0, 8] = 1.0  # layer 1 (first voxel)
+    f = critic.raw_features(cells, torch.tensor([10.0]))[0]
+    n, L = geo.n_cells, 3
+    log_fraction, cx, cy, wx, wy, lit = (f[n + i * L : n + (i + 1) * L] for i in range(6))
+    torch.testing.assert_close(log_fraction[0], torch.log(torch.tensor((4.0 + 1e-4) / 10.0)))
+    assert abs(float(cx[0])) < 1e-6 and abs(float(cy[0])) < 1e-6  # two equal deposits opposite each other
+    assert float(wx[0]) == pytest.approx(math.cos(math.pi / 4), rel=1e-3) and float(wy[0]) == pytest.approx(math.sin(math.pi / 4), rel=1e-3)
+    assert float(lit[0]) == pytest.approx(2 / 8) and float(lit[1]) == pytest.approx(1 / 6) and float(lit[2]) == 0.0
+    assert float(f[0]) == pytest.approx(math.log(2.0 + 1e-4) - math.log(4.0 + 1e-4), rel=1e-5)
+    assert float(f[-1]) == pytest.approx(0.0, abs=1e-6)  # 10 GeV is the middle of 1-100 GeV in log
+
+
+def _loop(cells: np.ndarray, energy_gev: np.ndarray, run_dir: Path, total_rows: int, loss: str = "hinge") -> TrainingLoop:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = ShowerGANSettings(**TINY, loss=loss)
+    cfg = ShowerGANConfig(model=settings, train=TrainingSettings(batch_size=4, total_rows=total_rows, tick_rows=8, checkpoint_rows=8, progress=False, ema_halflife_rows=None, seed=3))
+    torch.manual_seed(0)
+    table = cell_table(CALOGAN)
+    g = ShowerGenerator(table, 8, 32, 2, (1.0, 100.0), 1e-6)
+    d = ShowerCritic(table, 32, 1, (1.0, 100.0), 1e-6)
+    g.init_from_data(cells, energy_gev)
+    d.fit_standardisation(cells, energy_gev)
+    device = torch.device("cpu")
+    data = ShowerBatches([cells * 1e3], energy_gev * 1e3, batch_size=4, seed=3, device=device)
+    return TrainingLoop(ShowerGANObjective(g, d, settings, device, seed=3), data, cfg.train, cfg.optim, run_dir, device)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "wgan-gp"])
+def test_every_parameter_learns_and_resume_equals_uninterrupted(eplus: tuple[np.ndarray, np.ndarray], tmp_path: Path, loss: str) -> None:
+    cells, energy = eplus
+    full = _loop(cells, energy, tmp_path / "full", 16, loss)
+    before = {name: {k: v.clone() for k, v in net.named_parameters()} for name, net in full.objective.networks.items()}
+    result = full.run()
+    assert result.iterations == 2  # two critic batches of 4 per iteration
+    if loss == "wgan-gp":
+        assert "D/gp" in result.last_stats
+    for name, net in full.objective.networks.items():
+        unchanged = [k for k, v in net.named_parameters() if torch.equal(before[name][k], v)]
+        if loss == "hinge" and name == "D":
+            # the hinge loss's gradient on the critic's last bias is P(fake > -1) - P(real < 1): exactly 0
+            # while every sample is inside both margins, as at the start; every other weight moves
+            unchanged = [k for k in unchanged if k != "head.net.4.bias"]
+        assert not unchanged, (name, unchanged)
+
+    _loop(cells, energy, tmp_path / "split", 8, loss).run()
+    resumed = _loop(cells, energy, tmp_path / "split", 16, loss)
+    resumed.run(resume=True)
+    for name in ("G", "D"):
+        a, b = full.objective.networks[name].state_dict(), resumed.objective.networks[name].state_dict()
+        for key in a:
+            assert torch.equal(a[key], b[key]), (name, key)
+
+
+def test_model_file_round_trip_same_showers_for_a_seed_whatever_the_batch(tmp_path: Path) -> None:
+    settings = ShowerGANSettings(**TINY)
+    torch.manual_seed(2)
+    g = build_generator(settings, SMALL_CYL, (2.0, 50.0), 0.05)
+    path = save_showergan(tmp_path / "m", g, settings, SMALL_CYL)
+    manifest = read_manifest(path)
+    assert manifest["family"] == "showergan" and manifest["geometry"]["kind"] == "cylindrical" and manifest["cell_threshold_mev"] == pytest.approx(0.05)
+    model = load_model(path, device="cpu")
+    a = model.sample(40, seed=4, batch_size=7)
+    b = model.sample(40, seed=4, batch_size=40)
+    np.testing.assert_array_equal(a.energy, b.energy)
+    np.testing.assert_allclose(a.layers[0], b.layers[0], rtol=1e-5, atol=1e-7)
+    assert a.layout == "small-cyl" and a.geometry == SMALL_CYL and a.layers[0].shape == (40, SMALL_CYL.n_cells)
+    assert 2000.0 <= a.energy.min() and a.energy.max() <= 50_000.0  # MeV, uniform in the training range
+    lit = a.layers[0][a.layers[0] > 0]
+    assert lit.size and lit.min() >= 0.05 * (1 - 1e-6)
+    with torch.no_grad():
+        direct = g(torch.zeros(0, 8), torch.zeros(0))  # an empty batch is fine
+    assert direct.shape == (0, SMALL_CYL.n_cells)
+    c = model.sample(3, 10_000.0, seed=4)
+    np.testing.assert_array_equal(c.energy, [10_000.0] * 3)
+    path_file = tmp_path / "gen.h5"
+    write_calochallenge(path_file, a)
+    back = read_showers(path_file)
+    assert back.geometry == SMALL_CYL
+    # a broken manifest is a clear error
+    broken = dict(manifest)
+    del broken["geometry"]
+    from gansim.models.showergan_model import ShowerGANModel
+
+    with pytest.raises(ModelFileError, match="geometry"):
+        ShowerGANModel.from_model_dir(broken, {}, torch.device("cpu"), source="m")
+
+
+def test_flatten_and_unflatten_are_inverse() -> None:
+    data = make_calo_showers(5, "eplus", seed=1)
+    flat = flatten_showers(data)
+    assert flat.shape == (5, CALOGAN.n_cells)
+    for a, b in zip(unflatten_showers(flat, CALOGAN), data.layers):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_threshold_from_data_is_the_quantile_of_lit_cells() -> None:
+    cells = np.array([[0.0, 1.0, 2.0], [3.0, 0.0, 4.0]])
+    assert cell_threshold_from_data(cells, 0.0) == 1.0
+    assert cell_threshold_from_data(cells, 0.5) == pytest.approx(2.5)
+
+
+def test_train_on_a_calochallenge_file_end_to_end(tmp_path: Path) -> None:
+    data = make_calo_showers(60, "eplus", seed=5, layout="calochallenge-ds2")
+    path = tmp_path / "ds2.h5"
+    write_calochallenge(path, data)
+    cfg = ShowerGANConfig.model_validate(
+        {"model": TINY, "data": {"validation_fraction": 0.2, "test_fraction": 0.1}, "train": {"batch_size": 8, "total_rows": 32, "tick_rows": 16, "checkpoint_rows": 16, "progress": False, "evaluate": False, "device": "cpu"}}
+    )
+    model_dir = train_showers(path, cfg, tmp_path / "run", log=lambda m: None)
+    manifest = read_manifest(model_dir)
+    assert manifest["layout"] == "calochallenge-ds2" and manifest["training"]["data"]["split"]["rows"] == {"test": 6, "validation": 12, "train": 42}
+    showers = load_model(model_dir, "cpu").sample(5, seed=1)
+    assert showers.layers[0].shape == (5, 6480)
+
+
+def test_a_partial_train_section_keeps_the_family_defaults() -> None:
+    from gansim.models.calogan import CaloGANConfig
+
+    assert ShowerGANConfig.model_validate({"train": {"progress": False}}).train.batch_size == 256
+    paper = CaloGANConfig.model_validate({"train": {"progress": False, "seed": 4}}).train
+    assert paper.batch_size == 256 and paper.ema_halflife_rows is None and paper.seed == 4
+    assert ShowerGANConfig.model_validate({"train": {"batch_size": 64}}).train.batch_size == 64
