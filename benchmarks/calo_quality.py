@@ -8,7 +8,7 @@ then make showers at the held-out test showers' energies; the classifier compare
 test showers on the low-level (log E, cells / E) and the high-level features. Reference-versus-
 reference (a second, independent GFlash sample against the test showers) gives the floor.
 
-    python benchmarks/calo_quality.py [--minutes 30] [--threads 1] [--showers 60000] [--work DIR]
+    python benchmarks/calo_quality.py [--minutes 30] [--threads 1] [--showers 40000] [--work DIR] [--reuse]
 
 Prints a table and the modern / faithful ratio of (AUC - 0.5); writes DIR/quality.json.
 """
@@ -54,8 +54,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="training wall time of each model")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each model (both train at once)")
-    parser.add_argument("--showers", type=int, default=60_000, help="built-in e+ showers (80 %% train, 10 %% validation, 10 %% test)")
+    parser.add_argument("--showers", type=int, default=40_000, help="built-in e+ showers (80 %% train, 10 %% validation, 10 %% test)")
     parser.add_argument("--work", type=Path, default=Path("bench_calo_quality"))
+    parser.add_argument("--reuse", action="store_true", help="keep models already trained in WORK (evaluate only those)")
     args = parser.parse_args()
     from gansim.data.calo import make_calo_showers
     from gansim.io.calo import ShowerData, read_calogan, write_calogan
@@ -67,11 +68,12 @@ def main() -> None:
     if not data.exists():
         write_calogan(data, make_calo_showers(args.showers, "eplus", seed=1).to_shower_data())
     t0 = time.perf_counter()
-    jobs = {family: _train(family, data, args.work / family, args.minutes, args.threads) for family in ("calogan", "showergan")}
+    families = [f for f in ("calogan", "showergan") if not (args.reuse and (args.work / f / "model" / "manifest.json").is_file())]
+    jobs = {family: _train(family, data, args.work / family, args.minutes, args.threads) for family in families}
     codes = {family: job.wait() for family, job in jobs.items()}
     if any(codes.values()):
         raise SystemExit(f"training failed: {codes}; see {args.work}/*.log")
-    print(f"trained both models for {args.minutes:g} min on {args.threads} thread(s) each (wall {time.perf_counter() - t0:.0f} s)")
+    print(f"trained {', '.join(families) or 'nothing (--reuse)'} for {args.minutes:g} min on {args.threads} thread(s) each (wall {time.perf_counter() - t0:.0f} s)")
 
     showers = read_calogan(data)
     split = split_showers(len(showers), 0.1, 0.1, 12345)  # the training runs' default split (the GFlash file has no duplicates)

@@ -1,10 +1,11 @@
-"""The faithful CaloGAN on built-in e+ showers: data, training, generation, comparison.
+"""CaloGAN (faithful) or the modern shower GAN on built-in e+ showers: data, training, generation, comparison.
 
     python examples/calogan_eplus.py -o calogan-example                 # the paper's settings (hours on a CPU)
+    python examples/calogan_eplus.py -o modern-example --family showergan --minutes 30
     python examples/calogan_eplus.py -o calogan-example --quick         # a minutes-long smoke run
 
-Steps: 20,000 GFlash e+ showers in the CaloGAN layout (``gansim data calo``), the faithful
-CaloGAN trained on them (``gansim train``: duplicates removed, seeded split recorded), 5,000
+Steps: 20,000 GFlash e+ showers in the CaloGAN layout (``gansim data calo``), the model
+trained on them (``gansim train``: duplicates removed, seeded split recorded), 5,000
 showers generated at the test showers' energies (``gansim generate``), and the shower report
 against those test showers (``gansim compare``).
 """
@@ -23,7 +24,8 @@ from gansim.io.calo import ShowerData, read_calogan, write_calogan
 from gansim.metrics.calo_report import compare_showers, write_shower_report
 from gansim.models import load_model
 from gansim.models.calogan import CaloGANConfig
-from gansim.models.shower_train import split_showers, train_calogan
+from gansim.models.shower_train import split_showers, train_showers
+from gansim.models.showergan import ShowerGANConfig
 
 
 def main() -> None:
@@ -31,7 +33,9 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, default=Path("calogan-example"))
     parser.add_argument("--showers", type=int, default=20_000)
     parser.add_argument("--rows", type=int, default=2_000_000, help="training budget in real showers seen")
-    parser.add_argument("--quick", action="store_true", help="latent 16, 2,000 showers, 512 rows: checks the chain in minutes")
+    parser.add_argument("--minutes", type=float, default=None, help="also stop training after this many minutes")
+    parser.add_argument("--family", choices=("calogan", "showergan"), default="calogan", help="the faithful CaloGAN or the modern shower GAN")
+    parser.add_argument("--quick", action="store_true", help="small networks, 2,000 showers, 512 rows: checks the chain in minutes")
     args = parser.parse_args()
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
@@ -41,12 +45,14 @@ def main() -> None:
     write_calogan(data_file, make_calo_showers(n, "eplus", seed=1).to_shower_data(), force=True)
     print(f"{n:,d} GFlash e+ showers -> {data_file}")
 
-    raw = {"train": {"total_rows": 512 if args.quick else args.rows, "progress": False, "evaluate": False}}
+    raw: dict = {"train": {"total_rows": 512 if args.quick else args.rows, "progress": False, "evaluate": False}}
+    if args.minutes is not None:
+        raw["train"]["max_wall_time_s"] = 60 * args.minutes
     if args.quick:
-        raw["model"] = {"latent_dim": 16}
+        raw["model"] = {"latent_dim": 16} if args.family == "calogan" else {"latent_dim": 16, "g_width": 64, "d_width": 64}
         raw["train"]["batch_size"] = 32
-    cfg = parse_config(CaloGANConfig, raw, source="example config")
-    model_dir = train_calogan(data_file, cfg, out / "run", force=True)
+    cfg = parse_config(CaloGANConfig if args.family == "calogan" else ShowerGANConfig, raw, source="example config")
+    model_dir = train_showers(data_file, cfg, out / "run", force=True)
 
     # the test showers: the same seeded split the training recorded (no duplicates in GFlash data)
     data = read_calogan(data_file)
@@ -57,10 +63,10 @@ def main() -> None:
 
     classifier = {"hidden": 64, "epochs": 10} if args.quick else None
     metrics, plots = compare_showers(test, generated, classifier=classifier)
-    report = write_shower_report(out / "report", metrics, plots, title="CaloGAN vs GFlash test showers")
-    clf = metrics["classifier_high"]
+    report = write_shower_report(out / "report", metrics, plots, title=f"{args.family} vs GFlash test showers")
     worst = sorted(metrics["variables"].items(), key=lambda kv: -kv[1]["separation_power"])[:3]
-    print(json.dumps({"classifier_auc": clf.get("auc"), "worst_variables": {k: round(v["separation_power"], 3) for k, v in worst}}, indent=1))
+    aucs = {f"classifier_auc_{level}": metrics[f"classifier_{level}"].get("auc") for level in ("low", "high")}
+    print(json.dumps({**aucs, "worst_variables": {k: round(v["separation_power"], 3) for k, v in worst}}, indent=1))
     print(f"mean generated E_tot / E_inc: {np.mean(sum(a.reshape(len(generated), -1).sum(1) for a in generated.layers) / generated.energy):.3f}")
     print(f"report: {report}")
 

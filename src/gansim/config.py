@@ -12,7 +12,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -60,7 +60,7 @@ class TrainingSettings(StrictModel):
     """How long and how a run goes. Progress is counted in training rows seen by the discriminator."""
 
     total_rows: int = Field(2_000_000, gt=0, description="stop after this many real rows were seen")
-    max_wall_time_s: float | None = Field(None, gt=0, description="also stop at the first tick after this much training time (s, resumed time included); a time-limited run is not reproducible row for row")
+    max_wall_time_s: float | None = Field(None, gt=0, description="also stop after this much training time (s, resumed time included; checked every iteration, every 64 under torchrun); a time-limited run is not reproducible row for row")
     batch_size: int = Field(1024, gt=0, description="rows per step per process")
     seed: int = Field(0, ge=0)
     device: str = "auto"
@@ -83,6 +83,22 @@ class TrainingSettings(StrictModel):
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.strip().lower()):
             raise ValueError(f"{value!r} is not a device; expected auto, cpu, cuda, cuda:N or mps")
         return value.strip().lower()
+
+
+class FamilyConfig(StrictModel):
+    """Base of a family's whole config whose training defaults differ from :class:`TrainingSettings`' own.
+
+    A subclass sets ``TRAIN_DEFAULTS``; a ``train`` section that gives only some keys keeps the
+    family's defaults for the others (not the phase-space ones of TrainingSettings).
+    """
+
+    TRAIN_DEFAULTS: ClassVar[dict[str, Any]] = {}
+    train: TrainingSettings = Field(default_factory=dict, validate_default=True)
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _family_train_defaults(cls, value: Any) -> Any:
+        return {**cls.TRAIN_DEFAULTS, **value} if isinstance(value, dict) else value
 
 
 def _nearest(name: str, allowed: list[str]) -> str:

@@ -87,21 +87,27 @@ def test_threshold_zeroes_small_cells_but_passes_their_gradient_through() -> Non
     assert g.shape_head.weight.grad is not None and g.shape_head.weight.grad.abs().sum() > 0
 
 
-def test_init_from_data_makes_the_mean_shower(eplus: tuple[np.ndarray, np.ndarray]) -> None:
+def test_init_from_data_scales_the_heads_to_the_data(eplus: tuple[np.ndarray, np.ndarray]) -> None:
     cells, energy = eplus
     g = _generator(threshold_gev=1e-12)
     with torch.no_grad():
         for head in (g.response_head, g.fraction_head, g.shape_head):
-            head.weight.zero_()  # no z dependence: the generator's shower is its biases'
+            head.weight.zero_()  # no z dependence: every head outputs 0, i.e. the data's mean of its quantity
     g.init_from_data(cells, energy)
     out = g(torch.zeros(1, 8), torch.tensor([50.0]))[0].detach().numpy().astype(np.float64)
-    response = np.exp(np.mean(np.log(cells.sum(1) / energy)))
-    assert out.sum() == pytest.approx(50.0 * response, rel=1e-5)
+    log_response = np.log(cells.sum(1) / energy)
+    assert out.sum() == pytest.approx(50.0 * np.exp(log_response.mean()), rel=1e-5)
+    assert float(g.response_std) == pytest.approx(max(log_response.std(), 1e-4), rel=1e-4)
     layer = cell_table(CALOGAN).layer
     e_layer = np.stack([cells[:, layer == i].sum(1) for i in range(3)], 1)
-    fractions = (e_layer / e_layer.sum(1, keepdims=True)).mean(0)
+    geometric = np.exp(np.log(e_layer / e_layer.sum(1, keepdims=True) + 1e-9).mean(0))
     got = np.array([out[layer == i].sum() for i in range(3)]) / out.sum()
-    np.testing.assert_allclose(got, fractions, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(got, geometric / geometric.sum(), rtol=1e-4)
+    # a step of the head moves its quantity by a share of the data's spread
+    with torch.no_grad():
+        g.response_head.bias.fill_(1.0)
+    moved = g(torch.zeros(1, 8), torch.tensor([50.0]))[0].double().sum().item()
+    assert np.log(moved / 50.0) == pytest.approx(log_response.mean() + float(g.response_std), abs=2e-6)  # float32 sums
     with pytest.raises(ConfigError):
         g.init_from_data(cells[:, :10], energy)
 
@@ -119,7 +125,7 @@ def test_critic_features_are_the_physics_they_claim() -> None:
     torch.testing.assert_close(log_fraction[0], torch.log(torch.tensor((4.0 + 1e-4) / 10.0)))
     assert abs(float(cx[0])) < 1e-6 and abs(float(cy[0])) < 1e-6  # two equal deposits opposite each other
     assert float(wx[0]) == pytest.approx(math.cos(math.pi / 4), rel=1e-3) and float(wy[0]) == pytest.approx(math.sin(math.pi / 4), rel=1e-3)
-    assert float(lit[0]) == pytest.approx(2 / 8) and float(lit[1]) == pytest.approx(1 / 6) and float(lit[2]) == 0.0
+    assert float(lit[0]) == pytest.approx(2 / 8, rel=1e-4) and float(lit[1]) == pytest.approx(1 / 6, rel=1e-4) and float(lit[2]) == 0.0  # tanh(e / 1e-4) = 1 here
     assert float(f[0]) == pytest.approx(math.log(2.0 + 1e-4) - math.log(4.0 + 1e-4), rel=1e-5)
     assert float(f[-1]) == pytest.approx(0.0, abs=1e-6)  # 10 GeV is the middle of 1-100 GeV in log
 

@@ -377,11 +377,14 @@ def _compare_showers(reference: Path, generated: Path, output: Path, seed: int, 
         raise GansimError(f"{output / 'report.html'}: already exists; pass --force to overwrite it")
     metrics, plots = compare_showers(read_showers(reference), read_showers(generated), seed=seed)
     report = write_shower_report(output, metrics, plots, title=f"gansim compare: {generated} vs {reference}", force=True)
-    clf = metrics["classifier_high"]
     worst = max(metrics["variables"].items(), key=lambda kv: kv[1]["separation_power"])
+    aucs = "".join(
+        f"classifier AUC ({level}-level) {clf['auc']:.3f} ± {clf['auc_se']:.3f}; "
+        for level, clf in (("low", metrics.get("classifier_low", {})), ("high", metrics["classifier_high"]))
+        if "auc" in clf
+    )
     out.print(
-        (f"classifier AUC (high-level) {clf['auc']:.3f} ± {clf['auc_se']:.3f}; " if "auc" in clf else "")
-        + f"largest separation power: {worst[0]} {worst[1]['separation_power']:.3f}",
+        aucs + f"largest separation power: {worst[0]} {worst[1]['separation_power']:.3f}",
         highlight=False, markup=False,
     )
     out.print(f"report: {report}", highlight=False, markup=False)

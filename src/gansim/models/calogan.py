@@ -17,14 +17,14 @@ Showers are fed in GeV (CaloGAN's files hold MeV; ``train.py`` divided by 1000),
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import nn
 
-from gansim.config import OptimizerSettings, StrictModel, TrainingSettings
+from gansim.config import FamilyConfig, OptimizerSettings, StrictModel
 from gansim.data.stream import BatchSource
 from gansim.errors import DataError
 from gansim.models.calogan_nets import LATENT_DIM, CaloGANDiscriminator, CaloGANGenerator
@@ -60,24 +60,14 @@ class ShowerDataSettings(StrictModel):
     max_rows: int | None = Field(None, gt=0, description="use only the first max_rows showers of the file")
 
 
-#: the family's training defaults (TrainingSettings' own defaults are the phase-space ones)
-_PAPER_TRAIN: dict[str, Any] = {"batch_size": 256, "ema_halflife_rows": None}
-
-
-class CaloGANConfig(StrictModel):
+class CaloGANConfig(FamilyConfig):
     """The whole config of a faithful CaloGAN run."""
 
+    TRAIN_DEFAULTS: ClassVar[dict[str, Any]] = {"batch_size": 256, "ema_halflife_rows": None}
     family: Literal["calogan"] = "calogan"
     data: ShowerDataSettings = Field(default_factory=ShowerDataSettings)
     model: CaloGANSettings = Field(default_factory=CaloGANSettings)
     optim: dict[str, OptimizerSettings] = Field(default_factory=_paper_optim)
-    train: TrainingSettings = Field(default_factory=lambda: TrainingSettings(**_PAPER_TRAIN))
-
-    @field_validator("train", mode="before")
-    @classmethod
-    def _family_train_defaults(cls, value: Any) -> Any:
-        """A partial ``train`` section keeps this family's defaults for the keys it does not give."""
-        return {**_PAPER_TRAIN, **value} if isinstance(value, dict) else value
 
 
 class CaloGANObjective(Objective):

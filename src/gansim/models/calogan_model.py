@@ -20,7 +20,7 @@ from gansim.io.calo import ShowerData
 from gansim.io.calo_geometry import CALOGAN
 from gansim.models.calogan import GEV_PER_MEV, CaloGANSettings
 from gansim.models.calogan_nets import CaloGANGenerator
-from gansim.models.model_file import save_model_dir
+from gansim.models.model_file import load_network_tensors, network_tensors, save_model_dir
 from gansim.models.registry import register_family
 from gansim.models.shower_sampling import check_sample_request, seeded_latents_and_energies
 
@@ -38,8 +38,7 @@ def save_calogan(path: str | Path, generator: CaloGANGenerator, settings: CaloGA
         "layers": [{"name": layer.name, "shape": list(layer.shape), "axes": list(layer.axis_names)} for layer in CALOGAN.layers],
     }
     manifest.update(extra or {})
-    tensors = {f"generator.{k}": v for k, v in generator.state_dict().items()}
-    return save_model_dir(path, manifest, tensors, force=force)
+    return save_model_dir(path, manifest, network_tensors("generator", generator), force=force)
 
 
 @register_family("calogan")
@@ -68,11 +67,7 @@ class CaloGANModel:
         except Exception as err:
             raise ModelFileError(f"{source}: manifest 'architecture' is not a CaloGAN's ({err})") from err
         generator = CaloGANGenerator(latent_dim=settings.latent_dim, attention=settings.attention)
-        state = {k[len("generator.") :]: v for k, v in tensors.items() if k.startswith("generator.")}
-        try:
-            generator.load_state_dict(state)
-        except RuntimeError as err:
-            raise ModelFileError(f"{source}: generator weights do not match the manifest's architecture ({err})") from err
+        load_network_tensors(generator, tensors, "generator", source)
         return cls(generator, settings, manifest, device)
 
     @torch.inference_mode()

@@ -160,3 +160,22 @@ def update_manifest(path: str | Path, updates: dict[str, Any]) -> dict[str, Any]
         fh.write("\n")
     os.replace(tmp, model_dir / MANIFEST_NAME)
     return manifest
+
+
+def network_tensors(name: str, network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A network's state as model-file tensors: ``{"<name>.<key>": tensor}``."""
+    return {f"{name}.{k}": v for k, v in network.state_dict().items()}
+
+
+def load_network_tensors(network: torch.nn.Module, tensors: dict[str, torch.Tensor], name: str, source: str) -> None:
+    """Load the ``<name>.*`` tensors of a model file into ``network``.
+
+    Raises:
+        ModelFileError: missing, extra or mis-shaped tensors (the file does not match the manifest's architecture).
+    """
+    prefix = f"{name}."
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:
+        raise ModelFileError(f"{source}: {name} weights do not match the manifest's architecture ({err})") from err

@@ -25,6 +25,7 @@ from gansim.data.transforms import TablePipeline
 from gansim.errors import ConfigError, DataError, ModelFileError
 from gansim.io.phsp.columns import unit_of
 from gansim.losses import ADVERSARIAL_LOSSES, clamp_weights_, discriminator_loss, generator_loss, gradient_penalty
+from gansim.models.model_file import load_network_tensors
 from gansim.models.registry import register_family
 from gansim.nn.mlp import MLP
 from gansim.training.objective import Objective, Phase
@@ -271,11 +272,7 @@ class PhaseSpaceModel:
             raise ModelFileError(f"{source}: manifest lacks key {err.args[0]!r}") from err
         c_pipe = TablePipeline.from_dict(c_dict) if c_dict else None
         g = PhaseSpaceGenerator(int(latent["dim"]), len(cond_keys), len(keys), int(arch["width"]), int(arch["depth"]), arch["activation"], float(arch["leaky_slope"]))
-        state = {k[len("generator.") :]: v for k, v in tensors.items() if k.startswith("generator.")}
-        try:
-            g.load_state_dict(state)
-        except RuntimeError as err:
-            raise ModelFileError(f"{source}: generator weights do not match the manifest's architecture ({err})") from err
+        load_network_tensors(g, tensors, "generator", source)
         return cls(g, x_pipe, c_pipe, keys, cond_keys, constants, latent, manifest, device)
 
     # --------------------------------------------------------------- conditions

@@ -25,7 +25,7 @@ from gansim.data.transforms import TablePipeline, direction_triplets, is_energy_
 from gansim.errors import ConfigError, DataError, OutputExistsError
 from gansim.io.phsp import open_reader
 from gansim.io.phsp.columns import Table, unit_of, validate_table
-from gansim.models.model_file import save_model_dir, sha256_of_file
+from gansim.models.model_file import network_tensors, save_model_dir, sha256_of_file
 from gansim.models.phsp_gan import PhaseSpaceGANConfig, PhaseSpaceObjective, build_networks
 from gansim.training.device import resolve_device
 from gansim.training.distributed import DistributedContext, init_distributed
@@ -386,8 +386,7 @@ def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: Distribute
             },
             "metrics": {},
         }
-        tensors = {f"generator.{k}": v for k, v in sampler.state_dict().items()}
-        tensors.update({f"discriminator.{k}": v for k, v in d.state_dict().items()})
+        tensors = {**network_tensors("generator", sampler), **network_tensors("discriminator", d)}
         save_model_dir(model_dir, manifest, tensors, force=True)
         log(f"model: {model_dir}")
         if st.evaluate and summary.heldout_rows > 0:

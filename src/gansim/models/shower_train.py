@@ -195,10 +195,11 @@ def _evaluate(model_dir: Path, validation: ShowerData, run_dir: Path, seed: int,
     generated = model.sample(len(validation), validation.energy, seed=seed)
     metrics, plots = compare_showers(validation, generated, seed=seed)
     report = write_shower_report(run_dir / "report", metrics, plots, title=f"{model.manifest['family']} on its validation showers ({run_dir})")
-    clf = metrics["classifier_high"]
-    summary = {"separation_power": {k: v["separation_power"] for k, v in metrics["variables"].items()}}
-    if "auc" in clf:
-        summary["classifier_high_auc"] = clf["auc"]
-        summary["classifier_high_auc_se"] = clf["auc_se"]
+    summary: dict[str, Any] = {"separation_power": {k: v["separation_power"] for k, v in metrics["variables"].items()}}
+    for level in ("low", "high"):
+        clf = metrics.get(f"classifier_{level}", {})
+        if "auc" in clf:
+            summary[f"classifier_{level}_auc"] = clf["auc"]
+            summary[f"classifier_{level}_auc_se"] = clf["auc_se"]
     update_manifest(model_dir, {"metrics": summary})
     log(f"report: {report}")

@@ -2,9 +2,11 @@
 
 Per iteration: ``n_critic`` critic steps, each on a fresh batch of real showers and as many
 generated ones at **the same incident energies** (so the critic compares showers, not energy
-spectra), then one generator step at those energies. The loss is the hinge loss (critic
-spectrally normalised) by default, or WGAN-GP (gradient penalty on the critic's standardised
-features, plus a small drift term). There is no energy or containment penalty: the layer
+spectra), then one generator step at those energies. The loss is WGAN-GP by default (a two-sided
+gradient penalty on the critic's standardised features, plus a small drift term; the critic is
+also spectrally normalised), or the hinge loss. On built-in e+ showers, WGAN-GP gave a mean
+separation power over CaloGAN's shower-shape variables of 0.34 after three minutes of training
+where the hinge loss gave 0.41-0.6 (and its critic saturated). There is no energy or containment penalty: the layer
 energies and the total come from the generator's heads by construction, and the response is
 learnt from the data, which is right for pions too (their showers are not contained).
 
@@ -15,13 +17,13 @@ energies in GeV.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
-from gansim.config import OptimizerSettings, StrictModel, TrainingSettings
+from gansim.config import FamilyConfig, OptimizerSettings, StrictModel
 from gansim.losses import discriminator_loss, drift_penalty, generator_loss, gradient_penalty
 from gansim.models.calogan import ShowerDataSettings
 from gansim.models.showergan_nets import ShowerCritic, ShowerGenerator
@@ -38,13 +40,13 @@ class ShowerGANSettings(StrictModel):
     g_depth: int = Field(3, gt=0, description="hidden layers of the generator")
     d_width: int = Field(512, gt=0, description="hidden width of the critic")
     d_depth: int = Field(2, ge=0, description="inner layers of the critic's MLP")
-    loss: Literal["hinge", "wgan-gp"] = Field("hinge", description="hinge (spectral norm) or WGAN-GP")
+    loss: Literal["hinge", "wgan-gp"] = Field("wgan-gp", description="WGAN-GP or hinge")
     spectral_norm: bool = Field(True, description="spectral normalisation of the critic's linear layers")
     gp_weight: float = Field(10.0, ge=0, description="WGAN-GP: weight of the two-sided gradient penalty")
     drift_weight: float = Field(1e-3, ge=0, description="WGAN-GP: weight of mean(D(real)^2), keeping the critic's outputs near 0")
     n_critic: int = Field(2, gt=0, description="critic steps per generator step")
     cell_threshold_mev: float | None = Field(None, gt=0, description="cells below this are zero (sparsity); null: the threshold_quantile of the training data's lit cells")
-    threshold_quantile: float = Field(1e-3, ge=0, lt=1, description="which quantile of the lit cells sets the threshold when cell_threshold_mev is null")
+    threshold_quantile: float = Field(1e-3, ge=0, lt=1, description="which quantile of the lit cells sets the threshold when cell_threshold_mev is null (the 0.1 % faintest cells are dropped from the training showers; 1e-2 emptied CaloGAN's faint layer 2 in a test)")
     energy_range_gev: tuple[float, float] | None = Field(None, description="range of the log-energy condition and of default sampling; null: the training data's range")
     init_rows: int = Field(20_000, gt=1, description="training showers used for the data-based initialisation and the critic's standardisation")
 
@@ -56,27 +58,17 @@ class ShowerGANSettings(StrictModel):
 
 
 def _modern_optim() -> dict[str, OptimizerSettings]:
-    return {"G": OptimizerSettings(lr=1e-4, betas=(0.5, 0.9)), "D": OptimizerSettings(lr=2e-4, betas=(0.5, 0.9))}
+    return {"G": OptimizerSettings(lr=1e-4, betas=(0.5, 0.9)), "D": OptimizerSettings(lr=1e-4, betas=(0.5, 0.9))}
 
 
-#: the family's training defaults (TrainingSettings' own defaults are the phase-space ones)
-_MODERN_TRAIN: dict[str, Any] = {"batch_size": 256, "total_rows": 5_000_000, "tick_rows": 200_000, "checkpoint_rows": 1_000_000, "ema_halflife_rows": 100_000}
-
-
-class ShowerGANConfig(StrictModel):
+class ShowerGANConfig(FamilyConfig):
     """The whole config of a modern shower GAN run."""
 
+    TRAIN_DEFAULTS: ClassVar[dict[str, Any]] = {"batch_size": 256, "total_rows": 5_000_000, "tick_rows": 200_000, "checkpoint_rows": 1_000_000, "ema_halflife_rows": 100_000}
     family: Literal["showergan"] = "showergan"
     data: ShowerDataSettings = Field(default_factory=ShowerDataSettings)
     model: ShowerGANSettings = Field(default_factory=ShowerGANSettings)
     optim: dict[str, OptimizerSettings] = Field(default_factory=_modern_optim)
-    train: TrainingSettings = Field(default_factory=lambda: TrainingSettings(**_MODERN_TRAIN))
-
-    @field_validator("train", mode="before")
-    @classmethod
-    def _family_train_defaults(cls, value: Any) -> Any:
-        """A partial ``train`` section keeps this family's defaults for the keys it does not give."""
-        return {**_MODERN_TRAIN, **value} if isinstance(value, dict) else value
 
 
 class ShowerGANObjective(Objective):

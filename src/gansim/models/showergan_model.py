@@ -17,7 +17,7 @@ import torch
 from gansim.errors import ConfigError, ModelFileError
 from gansim.io.calo import ShowerData
 from gansim.io.calo_geometry import CartesianGeometry, CylindricalGeometry, cell_table, geometry_from_spec, geometry_spec
-from gansim.models.model_file import save_model_dir
+from gansim.models.model_file import load_network_tensors, network_tensors, save_model_dir
 from gansim.models.registry import register_family
 from gansim.models.shower_sampling import check_sample_request, seeded_latents_and_energies
 from gansim.models.showergan import ShowerGANSettings
@@ -69,8 +69,7 @@ def save_showergan(
         "units": {"cells": "MeV", "energy": "MeV (incident energy of the primary)"},
     }
     manifest.update(extra or {})
-    tensors = {f"generator.{k}": v for k, v in generator.state_dict().items()}
-    return save_model_dir(path, manifest, tensors, force=force)
+    return save_model_dir(path, manifest, network_tensors("generator", generator), force=force)
 
 
 @register_family("showergan")
@@ -107,11 +106,7 @@ class ShowerGANModel:
         if len(energy_range) != 2 or not 0 < energy_range[0] < energy_range[1] or not threshold_mev > 0:
             raise ModelFileError(f"{source}: manifest energy_range_gev {energy_range} / cell_threshold_mev {threshold_mev}: expected 0 < lo < hi and a threshold > 0")
         generator = build_generator(settings, geometry, energy_range, threshold_mev)  # type: ignore[arg-type]
-        state = {k[len("generator.") :]: v for k, v in tensors.items() if k.startswith("generator.")}
-        try:
-            generator.load_state_dict(state)
-        except RuntimeError as err:
-            raise ModelFileError(f"{source}: generator weights do not match the manifest's architecture ({err})") from err
+        load_network_tensors(generator, tensors, "generator", source)
         return cls(generator, settings, geometry, manifest, device)
 
     @torch.inference_mode()

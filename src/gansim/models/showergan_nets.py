@@ -12,11 +12,15 @@ incident energy ``E`` (GeV). Both networks see the condition ``c = 2 log(E/E_lo)
 - each layer's normalised cell shape ``s_c`` (a softmax over the layer's cells);
 
 cells are ``E * r * f_l * s_c``, so the layer energies and the total are those of the heads
-exactly. Cells below ``threshold`` (GeV) are set to zero, which gives the showers their
-sparsity; in training the zeroing is a straight-through estimator (forward: zero; backward: as
-if kept), so a cell still learns where it should go. The heads' biases start at the training
-data's mean response, mean fractions and mean shapes (:meth:`ShowerGenerator.init_from_data`),
-so a fresh generator already makes the mean shower.
+exactly. Each head works in standardised units, like the columns of a tabular GAN: its output
+``u`` becomes ``mean + std * u`` with the training data's mean and spread of log r, of
+``log f_l`` and of ``log(s_c + 1e-9)`` (:meth:`ShowerGenerator.init_from_data`, stored with the
+weights). So an optimiser step moves every quantity by a fraction of its natural spread: the
+response, which varies by 0.1 %, is not thrown around by steps sized for cell shapes that vary by
+orders of magnitude, and a fresh generator makes showers near the data's typical (geometric mean)
+shower. Cells below ``threshold`` (GeV) are set to zero, which gives the showers their sparsity;
+in training the zeroing is a straight-through estimator (forward: zero; backward: as if kept), so
+a cell still learns where it should go.
 
 **Critic** (:class:`ShowerCritic`, spectrally normalised MLP): sees the shower through
 differentiable physics features rather than raw MeV, each standardised with the training data's
@@ -106,38 +110,46 @@ class ShowerGenerator(nn.Module):
         self.fraction_head = nn.Linear(width, cells.n_layers)
         self.shape_head = nn.Linear(width, cells.n_cells)
         for head in (self.response_head, self.fraction_head, self.shape_head):
-            # small weights: the first showers are the biases' mean shower, varied a little by z
-            nn.init.normal_(head.weight, std=0.01 / math.sqrt(width))
+            nn.init.normal_(head.weight, std=0.3 / math.sqrt(width))  # outputs of a few tenths of the data's spread at first
             nn.init.zeros_(head.bias)
+        # the data's mean and spread of each head's quantity (log r, log f_l, log(s_c + 1e-9)); set by init_from_data
+        for name, size in (("response", 1), ("fraction", cells.n_layers), ("shape", cells.n_cells)):
+            self.register_buffer(f"{name}_mean", torch.zeros(size))
+            self.register_buffer(f"{name}_std", torch.ones(size))
 
     @torch.no_grad()
-    def init_from_data(self, cells: np.ndarray, energy: np.ndarray) -> None:
-        """Set the heads' biases to the data's mean log response, log fractions and log shapes.
+    def init_from_data(self, cells: np.ndarray, energy: np.ndarray, min_std: float = 1e-4) -> None:
+        """Set the heads' output scaling to the data's mean and spread of log r, log f_l and log(s_c + 1e-9).
 
         Args:
             cells: (N, C) GeV (a subset of the training showers is enough).
             energy: (N,) GeV.
+            min_std: floor of the spreads (a quantity that never varies still gets a scale).
         """
         cells, energy = np.asarray(cells, np.float64), np.asarray(energy, np.float64)
         _check_init_data(cells, energy, self.geometry.n_cells)
         layer = self.geometry.layer.cpu().numpy()
-        one_hot = self.geometry.one_hot.cpu().numpy().astype(np.float64)
-        e_layer = cells @ one_hot
+        e_layer = cells @ self.geometry.one_hot.cpu().numpy().astype(np.float64)
         total = e_layer.sum(axis=1)
         ok = total > 0
-        response = np.log(np.clip(total[ok] / energy[ok], 1e-12, None)).mean()
-        fractions = (e_layer[ok] / total[ok, None]).mean(axis=0)
+        if not ok.any():
+            raise ConfigError("initialisation data: every shower is empty")
+        log_response = np.log(total[ok] / energy[ok])
+        log_fraction = np.log(e_layer[ok] / total[ok, None] + 1e-9)
         with np.errstate(invalid="ignore", divide="ignore"):
-            shapes = np.where(e_layer[:, layer] > 0, cells / e_layer[:, layer], 0.0).mean(axis=0)
-        self.response_head.bias.fill_(float(response))
-        self.fraction_head.bias.copy_(torch.from_numpy(np.log(fractions + 1e-9)).float())
-        self.shape_head.bias.copy_(torch.from_numpy(np.log(shapes + 1e-9)).float())
+            shapes = np.where(e_layer[:, layer] > 0, cells / e_layer[:, layer], 0.0)
+        log_shape = np.log(shapes[ok] + 1e-9)
+        for name, values in (("response", log_response[:, None]), ("fraction", log_fraction), ("shape", log_shape)):
+            getattr(self, f"{name}_mean").copy_(torch.from_numpy(values.mean(axis=0)).float())
+            getattr(self, f"{name}_std").copy_(torch.from_numpy(np.maximum(values.std(axis=0), min_std)).float())
 
     def forward(self, z: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
         h = self.body(z, log_energy_condition(energy_gev, self.energy_range_gev))
-        total = energy_gev.unsqueeze(1) * torch.exp(self.response_head(h))  # (n, 1) GeV
-        fractions = torch.softmax(self.fraction_head(h), dim=1)  # (n, L)
-        shapes = segment_softmax(self.shape_head(h), self.geometry.layer, self.geometry.n_layers)  # (n, C)
+        log_response = self.response_mean + self.response_std * self.response_head(h)
+        total = energy_gev.unsqueeze(1) * torch.exp(log_response)  # (n, 1) GeV
+        fractions = torch.softmax(self.fraction_mean + self.fraction_std * self.fraction_head(h), dim=1)  # (n, L)
+        shape_logits = self.shape_mean + self.shape_std * self.shape_head(h)
+        shapes = segment_softmax(shape_logits, self.geometry.layer, self.geometry.n_layers)  # (n, C)
         cells = (total * fractions)[:, self.geometry.layer] * shapes
         below = (cells < self.threshold_gev).to(cells.dtype)
         # straight-through threshold: forward the zeroed cells, backward the identity

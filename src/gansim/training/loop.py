@@ -224,7 +224,10 @@ class TrainingLoop:
                     self._iteration(rows_per_batch)
                     tick = _crossed(before, self.rows_seen, self.settings.tick_rows)
                     ckpt = _crossed(before, self.rows_seen, self.settings.checkpoint_rows)
-                    done = self.rows_seen >= self.settings.total_rows or (tick and self._out_of_time())
+                    # the time limit is checked every iteration of a single process (a clock read), and at ticks and
+                    # every 64 iterations under DDP (a collective: every process must stop at the same iteration)
+                    check_time = not self.dist.enabled or tick or self.iterations % 64 == 0
+                    done = self.rows_seen >= self.settings.total_rows or (check_time and self._out_of_time())
                     state = None
                     if (ckpt or done) and not tick:
                         # a checkpoint between ticks keeps the tick's pending stats, so a resumed run writes the same curve
