@@ -65,7 +65,9 @@ def test_a_calogan_file_trains_the_modern_model_when_asked(tmp_path: Path) -> No
     assert read_manifest(tmp_path / "run" / "model")["family"] == "showergan"
     code, text = _run("generate", tmp_path / "run" / "model", "-n", 5, "-o", tmp_path / "g.h5", "--seed", 1, "--cond", "energy=10")
     assert code == 0, text
-    assert read_calogan(tmp_path / "g.h5").layers[1].shape == (5, 12, 12)
+    written = read_calogan(tmp_path / "g.h5")
+    assert written.layers[1].shape == (5, 12, 12)
+    np.testing.assert_allclose(written.energy, 10_000.0)  # MeV in memory; the file holds 10 GeV
 
     config = tmp_path / "modern.json"
     config.write_text(json.dumps({"family": "showergan", "model": {"latent_dim": 8, "g_width": 32, "g_depth": 1, "d_width": 32, "d_depth": 1}}))
@@ -76,9 +78,30 @@ def test_a_calogan_file_trains_the_modern_model_when_asked(tmp_path: Path) -> No
     assert code == 2 and "is a 'showergan' config" in text
 
 
-def test_a_time_limit_stops_training_at_a_tick(tmp_path: Path) -> None:
+def test_a_time_limit_stops_training_after_the_iteration_that_spends_it(tmp_path: Path) -> None:
     write_calochallenge(tmp_path / "ds2.h5", make_calo_showers(40, "eplus", seed=2, layout="calochallenge-ds2"))
-    code, text = _run("train", tmp_path / "ds2.h5", "-o", tmp_path / "run", "--total-rows", 10**9, "--batch-size", 8, *TINY, "--set", "train.max_wall_time_s=1e-6")
+    code, text = _run("train", tmp_path / "ds2.h5", "-o", tmp_path / "run", "--total-rows", 10**9, "--batch-size", 8, *TINY,
+                      "--set", "train.max_wall_time_s=1e-6", "--set", "train.tick_rows=64")
     assert code == 0, text
     manifest = read_manifest(tmp_path / "run" / "model")
-    assert manifest["training"]["rows_seen"] == 16  # the first tick (two critic batches of 8)
+    # one iteration (two critic batches of 8), well before the first tick at 64 rows
+    assert manifest["training"]["rows_seen"] == 16 and manifest["training"]["stopped_by"] == "max_wall_time_s"
+    code, text = _run("train", tmp_path / "ds2.h5", "-o", tmp_path / "run", "--resume", "--total-rows", 10**9, "--batch-size", 8, *TINY,
+                      "--set", "train.max_wall_time_s=1e-6", "--set", "train.tick_rows=64")
+    assert code == 0, text
+    assert read_manifest(tmp_path / "run" / "model")["training"]["rows_seen"] == 16  # the budget was spent: no more steps
+
+
+def test_resume_through_the_command_line_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    from gansim.models.model_file import read_model_dir
+
+    write_calochallenge(tmp_path / "ds2.h5", make_calo_showers(40, "eplus", seed=6, layout="calochallenge-ds2"))
+    common = ("--batch-size", 8, "--seed", 2, *TINY, "--set", "train.ema_halflife_rows=32")
+    assert _run("train", tmp_path / "ds2.h5", "-o", tmp_path / "full", "--total-rows", 64, *common)[0] == 0
+    assert _run("train", tmp_path / "ds2.h5", "-o", tmp_path / "split", "--total-rows", 32, *common)[0] == 0
+    code, text = _run("train", tmp_path / "ds2.h5", "-o", tmp_path / "split", "--total-rows", 64, "--resume", *common)
+    assert code == 0, text
+    (_, full), (_, split) = read_model_dir(tmp_path / "full" / "model"), read_model_dir(tmp_path / "split" / "model")
+    assert full.keys() == split.keys()
+    for key in full:
+        assert np.array_equal(full[key].numpy(), split[key].numpy()), key

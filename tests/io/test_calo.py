@@ -466,3 +466,19 @@ def test_duplicates_in_calochallenge_showers_and_signed_zeros() -> None:
     zero = np.flatnonzero(data.layers[0][3] == 0)[0]
     data.layers[0][20, zero] = -0.0
     np.testing.assert_array_equal(find_duplicate_showers(data), [[3, 20]])
+
+
+def test_read_shower_energies_reads_only_the_energies_in_mev(tmp_path: Path) -> None:
+    from gansim.data.calo import make_calo_showers
+    from gansim.io.calo import read_shower_energies
+
+    calogan = make_calo_showers(7, "eplus", seed=1).to_shower_data()
+    write_calogan(tmp_path / "a.h5", calogan)
+    np.testing.assert_allclose(read_shower_energies(tmp_path / "a.h5"), read_calogan(tmp_path / "a.h5").energy, rtol=1e-6)
+    np.testing.assert_allclose(read_shower_energies(tmp_path / "a.h5", max_rows=3), read_calogan(tmp_path / "a.h5").energy[:3], rtol=1e-6)
+    ds2 = make_calo_showers(5, "gamma", seed=2, layout="calochallenge-ds2")
+    write_calochallenge(tmp_path / "b.h5", ds2)
+    np.testing.assert_allclose(read_shower_energies(tmp_path / "b.h5"), ds2.energy, rtol=1e-6)
+    np.save(tmp_path / "c.npy", np.ones(3))
+    with pytest.raises(DataError, match="not a shower file"):
+        read_shower_energies(tmp_path / "c.npy")

@@ -19,6 +19,7 @@ from gansim.models import load_model
 from gansim.models.calogan import ShowerBatches
 from gansim.models.model_file import read_manifest
 from gansim.models.shower_train import cell_threshold_from_data, train_showers
+from gansim.models.shower_sampling import closer_spectrum, seeded_latents_and_energies
 from gansim.models.showergan import ShowerGANConfig, ShowerGANObjective, ShowerGANSettings
 from gansim.models.showergan_model import build_generator, flatten_showers, save_showergan, unflatten_showers
 from gansim.models.showergan_nets import ShowerCritic, ShowerGenerator, log_energy_condition, segment_softmax
@@ -125,7 +126,7 @@ def test_critic_features_are_the_physics_they_claim() -> None:
     torch.testing.assert_close(log_fraction[0], torch.log(torch.tensor((4.0 + 1e-4) / 10.0)))
     assert abs(float(cx[0])) < 1e-6 and abs(float(cy[0])) < 1e-6  # two equal deposits opposite each other
     assert float(wx[0]) == pytest.approx(math.cos(math.pi / 4), rel=1e-3) and float(wy[0]) == pytest.approx(math.sin(math.pi / 4), rel=1e-3)
-    assert float(lit[0]) == pytest.approx(2 / 8, rel=1e-4) and float(lit[1]) == pytest.approx(1 / 6, rel=1e-4) and float(lit[2]) == 0.0  # tanh(e / 1e-4) = 1 here
+    assert float(lit[0]) == pytest.approx(2 / 8, rel=1e-4) and float(lit[1]) == pytest.approx(1 / 6, rel=1e-4) and float(lit[2]) == 0.0
     assert float(f[0]) == pytest.approx(math.log(2.0 + 1e-4) - math.log(4.0 + 1e-4), rel=1e-5)
     assert float(f[-1]) == pytest.approx(0.0, abs=1e-6)  # 10 GeV is the middle of 1-100 GeV in log
 
@@ -175,11 +176,18 @@ def test_model_file_round_trip_same_showers_for_a_seed_whatever_the_batch(tmp_pa
     settings = ShowerGANSettings(**TINY)
     torch.manual_seed(2)
     g = build_generator(settings, SMALL_CYL, (2.0, 50.0), 0.05)
+    rng = np.random.default_rng(0)
+    g.init_from_data(rng.gamma(0.5, 1.0, (30, SMALL_CYL.n_cells)) * (rng.random((30, SMALL_CYL.n_cells)) < 0.6), rng.uniform(2, 50, 30))
+    assert float(g.shape_std.min()) != 1.0  # the data's scaling, which must travel with the weights
     path = save_showergan(tmp_path / "m", g, settings, SMALL_CYL)
     manifest = read_manifest(path)
     assert manifest["family"] == "showergan" and manifest["geometry"]["kind"] == "cylindrical" and manifest["cell_threshold_mev"] == pytest.approx(0.05)
     model = load_model(path, device="cpu")
+    z, e = seeded_latents_and_energies(4, 0, 40, 8, (2.0, 50.0))
+    with torch.no_grad():
+        saved_cells = g(z, e.float()).double().numpy() * 1e3  # MeV
     a = model.sample(40, seed=4, batch_size=7)
+    np.testing.assert_allclose(a.layers[0], saved_cells, rtol=1e-5, atol=1e-6)
     b = model.sample(40, seed=4, batch_size=40)
     np.testing.assert_array_equal(a.energy, b.energy)
     np.testing.assert_allclose(a.layers[0], b.layers[0], rtol=1e-5, atol=1e-7)
@@ -240,3 +248,28 @@ def test_a_partial_train_section_keeps_the_family_defaults() -> None:
     paper = CaloGANConfig.model_validate({"train": {"progress": False, "seed": 4}}).train
     assert paper.batch_size == 256 and paper.ema_halflife_rows is None and paper.seed == 4
     assert ShowerGANConfig.model_validate({"train": {"batch_size": 64}}).train.batch_size == 64
+
+
+def test_default_spectrum_is_the_one_closer_to_the_data_and_out_of_range_energies_warn(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    assert closer_spectrum(rng.uniform(1, 100, 5000), (1.0, 100.0)) == "uniform"
+    assert closer_spectrum(np.exp(rng.uniform(0, np.log(1000), 5000)), (1.0, 1000.0)) == "log-uniform"
+    settings = ShowerGANSettings(**TINY)
+    g = build_generator(settings, SMALL_CYL, (1.0, 1000.0), 0.05)
+    model = load_model(save_showergan(tmp_path / "m", g, settings, SMALL_CYL, spectrum="log-uniform"), "cpu")
+    energy = model.sample(4000, seed=2).energy / 1e3  # GeV
+    # log-uniform on 1-1000 GeV: a third of the showers per decade (binomial sigma 0.0075; 5 sigma)
+    assert abs(np.mean(energy < 10.0) - 1 / 3) < 0.04 and abs(np.mean(energy > 100.0) - 1 / 3) < 0.04
+    with pytest.warns(UserWarning, match="energy_range_gev"):
+        model.sample(2, 2_000_000.0, seed=1)
+
+
+def test_resume_refuses_changed_model_or_data_settings(tmp_path: Path) -> None:
+    data = make_calo_showers(40, "eplus", seed=5, layout="calochallenge-ds2")
+    path = tmp_path / "ds2.h5"
+    write_calochallenge(path, data)
+    raw = {"model": TINY, "train": {"batch_size": 8, "total_rows": 16, "tick_rows": 16, "checkpoint_rows": 16, "progress": False, "evaluate": False, "device": "cpu"}}
+    train_showers(path, ShowerGANConfig.model_validate(raw), tmp_path / "run", log=lambda m: None)
+    changed = ShowerGANConfig.model_validate({**raw, "model": {**TINY, "threshold_quantile": 0.01}})
+    with pytest.raises(ConfigError, match="model.threshold_quantile"):
+        train_showers(path, changed, tmp_path / "run", resume=True, log=lambda m: None)

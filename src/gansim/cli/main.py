@@ -239,10 +239,10 @@ def _parse_conds(items: list[str]) -> dict[str, float]:
 @app.command()
 def generate(
     model: Annotated[Path, typer.Argument(help="model directory (e.g. RUN/model)")],
-    n: Annotated[Optional[int], typer.Option("-n", "--n", help="number of particles (default: rows of --cond-file)")] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="output phase-space file (.root, .npy, .npz, .mcpl, .IAEAphsp)")] = Path("generated.npy"),
+    n: Annotated[Optional[int], typer.Option("-n", "--n", help="number of particles or showers (default: rows of --cond-file)")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="output file: phase space (.root, .npy, .npz, .mcpl, .IAEAphsp; default generated.npy) or showers (.h5 in the model's layout; default generated.h5)")] = None,
     cond: Annotated[list[str], typer.Option("--cond", help="condition KEY=VALUE (repeatable), the same for every particle")] = [],
-    cond_file: Annotated[Optional[Path], typer.Option("--cond-file", help="phase-space file whose columns named like the model's conditions give one condition row per particle")] = None,
+    cond_file: Annotated[Optional[Path], typer.Option("--cond-file", help="phase space: a file whose columns named like the model's conditions give one condition row per particle; showers: a shower file (its incident energies) or energies in GeV (.npy/.txt/.csv)")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="same seed, same particles (whatever the batch size); default: a fresh random seed, printed")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="particles per forward pass (bounds memory)")] = 100_000,
     device: Annotated[str, typer.Option("--device")] = "auto",
@@ -264,8 +264,9 @@ def generate(
         from gansim.models.model_file import read_manifest
 
         if read_manifest(model).get("family") in SHOWER_FAMILIES:
-            _generate_showers(model, n, output, _parse_conds(cond), cond_file, seed, min(batch_size, 4096), device, force)
+            _generate_showers(model, n, output or Path("generated.h5"), _parse_conds(cond), cond_file, seed, min(batch_size, 4096), device, force)
             return
+        output = output or Path("generated.npy")
         writer_options = {k: v for k, v in (("particle", _particle_arg(particle)), ("drop_unknown", drop_unknown or None)) if v is not None}
         written = generate_to_file(
             model, output, n=n, cond=_parse_conds(cond), cond_file=cond_file, seed=seed, batch_size=batch_size, device=device, force=force,
@@ -281,9 +282,9 @@ def _shower_energies(path: Path) -> np.ndarray:
     """Incident energies (MeV) from ``--cond-file``: a shower file (CaloGAN or CaloChallenge: its showers'
     energies), or a table of energies in GeV (.npy, or text/CSV with one number per line)."""
     if path.suffix.lower() in (".h5", ".hdf5"):
-        from gansim.io.calo import read_showers
+        from gansim.io.calo import read_shower_energies
 
-        return np.asarray(read_showers(path).energy, dtype=np.float64)
+        return read_shower_energies(path)  # the energies only: a large shower file is never loaded whole
     try:
         values = np.load(path, allow_pickle=False) if path.suffix.lower() == ".npy" else np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None, ndmin=1)
     except (OSError, ValueError) as err:
@@ -314,8 +315,9 @@ def _generate_showers(model: Path, n: int | None, output: Path, cond: dict[str, 
     if n is None:
         raise GansimError("give the number of showers with -n (or energies with --cond-file)")
     loaded = load_model(model, device=device)
-    # one block of showers at a time: the seed fixes showers by index, so blocks give what one call would
-    step = 16 * 1024
+    # one block of showers at a time (about 2**26 cells: 256 MB of float32 whatever the layout); the seed
+    # fixes showers by index, so blocks give what one call would
+    step = max(1024, 2**26 // loaded.geometry.n_cells)
 
     def chunks() -> Any:
         for start in range(0, n, step):

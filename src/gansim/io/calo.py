@@ -59,6 +59,7 @@ __all__ = [
     "read_calochallenge",
     "read_calogan",
     "read_showers",
+    "read_shower_energies",
     "write_calochallenge",
     "write_calogan",
 ]
@@ -677,6 +678,30 @@ def read_showers(path: PathLike, **kw: Any) -> ShowerData:
             raise ConfigError("give either geometry or binning_xml, not both")
         kw["geometry"] = read_binning_xml(xml, particle)
     return read_calochallenge(path, **kw)
+
+
+def read_shower_energies(path: PathLike, *, max_rows: int | None = None) -> np.ndarray:
+    """Only the incident energies of a shower file, MeV, (N,) float64: no cell is read.
+
+    CaloGAN files store GeV (converted here), CaloChallenge files MeV. Checked like the full
+    readers (shape (N, 1) or (N,), finite, > 0).
+
+    Raises:
+        DataError: not a shower file, or a bad energy dataset (named with the file).
+    """
+    max_rows = _check_max_rows(max_rows)
+    layout = detect_shower_layout(path)
+    if layout is None:
+        raise DataError(f"{path}: not a shower file; expected CaloGAN ({_CALOGAN_ENERGY}, layer_0..2) or CaloChallenge ({_CC_ENERGY}, {_CC_SHOWERS}) datasets")
+    name = _CALOGAN_ENERGY if layout == "calogan" else _CC_ENERGY
+    with _open_h5(path) as f:
+        ds = _dataset(f, path, name, "CaloGAN" if layout == "calogan" else "CaloChallenge")
+        _check_energy_shape(path, name, ds)
+        energy = _read_energy(ds, _rows_to_read(int(ds.shape[0]), max_rows), path, name)
+    if layout == "calogan":
+        _check_calogan_energy_unit(energy, path)
+        return energy * GeV
+    return energy * MeV
 
 
 # ---------------------------------------------------------------------------------------------

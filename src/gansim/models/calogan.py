@@ -58,6 +58,8 @@ class ShowerDataSettings(StrictModel):
     split_seed: int = Field(12345, ge=0, description="seed of the split's permutation (recorded in the manifest)")
     drop_duplicates: bool = Field(True, description="remove exact duplicate showers before the split (the CaloGAN files have some)")
     max_rows: int | None = Field(None, gt=0, description="use only the first max_rows showers of the file")
+    binning_xml: str | None = Field(None, description="CaloChallenge dataset 1: the binning XML of the file's voxels")
+    particle: str | None = Field(None, description="CaloChallenge dataset 1: which particle's binning of the XML (photon, pion)")
 
 
 class CaloGANConfig(FamilyConfig):

@@ -51,6 +51,9 @@ class CaloGANModel:
         device: where it runs.
     """
 
+    #: the layout its showers have
+    geometry = CALOGAN
+
     def __init__(self, generator: CaloGANGenerator, settings: CaloGANSettings, manifest: dict[str, Any], device: torch.device) -> None:
         self.generator = generator.to(device).eval().requires_grad_(False)
         self.settings, self.manifest, self.device = settings, manifest, device

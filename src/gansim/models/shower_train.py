@@ -13,6 +13,7 @@ the rest train the model. Its seed and sizes go into the model manifest.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from gansim.io.calo import ShowerData, find_duplicate_showers, read_showers
 from gansim.models.calogan import CaloGANConfig, CaloGANObjective, ShowerBatches
 from gansim.models.calogan_model import save_calogan
 from gansim.models.calogan_nets import CaloGANDiscriminator, CaloGANGenerator
+from gansim.models.shower_sampling import closer_spectrum
 from gansim.models.showergan import ShowerGANConfig, ShowerGANObjective
 from gansim.models.showergan_model import GEV_PER_MEV, build_generator, flatten_showers, save_showergan
 from gansim.models.showergan_nets import ShowerCritic
@@ -50,16 +52,22 @@ def _select(data: ShowerData, rows: np.ndarray) -> ShowerData:
     return ShowerData(data.layout, data.geometry, data.energy[rows], [a[rows] for a in data.layers], None if data.overflow is None else data.overflow[rows])
 
 
-def cell_threshold_from_data(cells: np.ndarray, quantile: float) -> float:
+def cell_threshold_from_data(cells: np.ndarray, quantile: float, source: str = "training showers") -> float:
     """The ``quantile`` of the lit cells' energies (same unit as ``cells``): the modern model's sparsity threshold."""
     lit = cells[cells > 0]
     if lit.size == 0:
-        raise DataError("every cell of the training showers is empty: nothing to learn a threshold (or a shower) from")
+        raise DataError(f"{source}: every cell of the training showers is empty: nothing to learn a threshold (or a shower) from")
     return float(np.quantile(lit, quantile)) if quantile > 0 else float(lit.min())
 
 
-def _init_rows(n: int, wanted: int, seed: int) -> np.ndarray:
-    """A seeded subset of ``wanted`` training rows for data-based initialisation."""
+#: at most this many cells (rows x cells per shower) go through the data-based initialisation at once
+#: (about 1 GB of float64 temporaries; CaloChallenge dataset 3 has 40,500 cells per shower)
+INIT_CELL_BUDGET = 20_000_000
+
+
+def _init_rows(n: int, wanted: int, n_cells: int, seed: int) -> np.ndarray:
+    """A seeded subset of at most ``wanted`` training rows (fewer for large showers) for data-based initialisation."""
+    wanted = max(2, min(wanted, INIT_CELL_BUDGET // max(n_cells, 1)))
     return np.sort(np.random.default_rng([seed, 7]).permutation(n)[: min(n, wanted)])
 
 
@@ -80,7 +88,7 @@ def _build_calogan(cfg: CaloGANConfig, train: ShowerData, device: torch.device, 
 def _build_showergan(cfg: ShowerGANConfig, train: ShowerData, device: torch.device, source: str, log: Any) -> tuple[Any, ShowerBatches, Any, dict[str, Any]]:
     cells = flatten_showers(train).astype(np.float32)
     settings = cfg.model
-    threshold_mev = settings.cell_threshold_mev or cell_threshold_from_data(cells, settings.threshold_quantile)
+    threshold_mev = settings.cell_threshold_mev or cell_threshold_from_data(cells, settings.threshold_quantile, source)
     cells[cells < threshold_mev] = 0.0  # the model makes no cell below the threshold: neither do the showers it learns from
     energy_gev = np.asarray(train.energy, np.float64) * GEV_PER_MEV
     energy_range = settings.energy_range_gev or (float(energy_gev.min()), float(energy_gev.max()))
@@ -91,16 +99,31 @@ def _build_showergan(cfg: ShowerGANConfig, train: ShowerData, device: torch.devi
     from gansim.io.calo_geometry import cell_table
 
     critic = ShowerCritic(cell_table(train.geometry), settings.d_width, settings.d_depth, energy_range, threshold_mev * GEV_PER_MEV, settings.spectral_norm).to(device)
-    rows = _init_rows(len(cells), settings.init_rows, cfg.train.seed)
+    rows = _init_rows(len(cells), settings.init_rows, cells.shape[1], cfg.train.seed)
     generator.init_from_data(cells[rows] * GEV_PER_MEV, energy_gev[rows])
     critic.fit_standardisation(cells[rows] * GEV_PER_MEV, energy_gev[rows])
     objective = ShowerGANObjective(generator, critic, settings, device, cfg.train.seed)
     batches = ShowerBatches([cells], train.energy, cfg.train.batch_size, cfg.train.seed, device, source=source)
 
+    spectrum = closer_spectrum(energy_gev, energy_range)  # what `generate` samples when given no energies
+
     def save(model_dir: Path, g: torch.nn.Module, extra: dict[str, Any]) -> Path:
-        return save_showergan(model_dir, g, settings, train.geometry, extra=extra, force=True)
+        return save_showergan(model_dir, g, settings, train.geometry, spectrum=spectrum, extra=extra, force=True)
 
     return objective, batches, save, {"cell_threshold_mev": threshold_mev, "energy_range_gev": list(energy_range)}
+
+
+def _check_resumed_config(old: dict[str, Any], new: dict[str, Any], source: Path) -> None:
+    """A resumed run keeps its family, data and model settings (the checkpoint's networks, split and threshold come from them)."""
+    changed = [f"{section}.{key}" if key else section for section in ("family", "data", "model") for key in _changed_keys(old.get(section), new.get(section))]
+    if changed:
+        raise ConfigError(f"{source}: on --resume these settings cannot change: {', '.join(changed)}; start a new run to change them (training settings and optimisers may change)")
+
+
+def _changed_keys(old: Any, new: Any) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return [] if old == new else [""]
 
 
 def train_calogan(data: str | Path, cfg: CaloGANConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False, log: Any = print) -> Path:
@@ -117,8 +140,12 @@ def train_showers(data: str | Path, cfg: CaloGANConfig | ShowerGANConfig, run_di
         run_dir: the run directory (see the module docstring).
     """
     data, run_dir = Path(data), Path(run_dir)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("shower models train in one process so far; run gansim train without torchrun (phase-space models train under torchrun)")
     prepare_run_dir(run_dir, data, resume=resume, force=force)
-    showers = read_showers(data, max_rows=cfg.data.max_rows)
+    if resume and (run_dir / "config.json").is_file():
+        _check_resumed_config(json.loads((run_dir / "config.json").read_text()), cfg.model_dump(mode="json"), run_dir / "config.json")
+    showers = read_showers(data, max_rows=cfg.data.max_rows, binning_xml=cfg.data.binning_xml, particle=cfg.data.particle)
     n_file = len(showers)
     duplicates = find_duplicate_showers(showers)
     keep = np.ones(n_file, dtype=bool)
@@ -173,6 +200,7 @@ def train_showers(data: str | Path, cfg: CaloGANConfig | ShowerGANConfig, run_di
             "iterations": result.iterations,
             "wall_time_s": result.wall_time_s,
             "resumed_from": result.resumed_from,
+            "stopped_by": result.stopped_by,
             "config": cfg.model_dump(mode="json"),
             "gansim_version": __version__,
             **extra_manifest,

@@ -7,7 +7,8 @@ gradient penalty on the critic's standardised features, plus a small drift term;
 also spectrally normalised), or the hinge loss. On built-in e+ showers, WGAN-GP gave a mean
 separation power over CaloGAN's shower-shape variables of 0.34 after three minutes of training
 where the hinge loss gave 0.41-0.6 (and its critic saturated). There is no energy or containment penalty: the layer
-energies and the total come from the generator's heads by construction, and the response is
+energies and the total come from the generator's heads by construction (less the faint cells'
+energy the threshold removes), and the response is
 learnt from the data, which is right for pions too (their showers are not contained).
 
 Showers are fed in GeV as flat rows of cells (:func:`gansim.io.calo_geometry.cell_table` order),

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -55,10 +57,11 @@ def save_showergan(
     settings: ShowerGANSettings,
     geometry: CartesianGeometry | CylindricalGeometry,
     *,
+    spectrum: str = "uniform",
     extra: dict[str, Any] | None = None,
     force: bool = False,
 ) -> Path:
-    """Write the generator and its manifest as a model directory."""
+    """Write the generator and its manifest as a model directory; ``spectrum`` is the energy spectrum sampled when none is given."""
     manifest: dict[str, Any] = {
         "family": "showergan",
         "layout": geometry.name,
@@ -67,6 +70,7 @@ def save_showergan(
         "energy_range_gev": list(generator.energy_range_gev),
         "cell_threshold_mev": generator.threshold_gev / GEV_PER_MEV,
         "units": {"cells": "MeV", "energy": "MeV (incident energy of the primary)"},
+        "energy_spectrum": spectrum,
     }
     manifest.update(extra or {})
     return save_model_dir(path, manifest, network_tensors("generator", generator), force=force)
@@ -117,11 +121,19 @@ class ShowerGANModel:
         ``first .. first + n - 1`` of the seed's sequence.
         """
         n, first = check_sample_request(n, batch_size, first)
-        z_all, e_gev = seeded_latents_and_energies(seed, first, n, self.settings.latent_dim, self.generator.energy_range_gev, energy_mev)
+        spectrum = str(self.manifest.get("energy_spectrum", "uniform"))
+        z_all, e_gev = seeded_latents_and_energies(seed, first, n, self.settings.latent_dim, self.generator.energy_range_gev, energy_mev, spectrum)
+        lo, hi = self.generator.energy_range_gev
+        if energy_mev is not None and n and (float(e_gev.min()) < lo * (1 - 1e-6) or float(e_gev.max()) > hi * (1 + 1e-6)):
+            warnings.warn(
+                f"energies {float(e_gev.min()):.4g}-{float(e_gev.max()):.4g} GeV reach outside the model's training range "
+                f"(energy_range_gev {lo:.4g}-{hi:.4g} GeV): those showers are extrapolated",
+                stacklevel=2,
+            )
         parts = []
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
             cells = self.generator(z_all[start:stop].to(self.device), e_gev[start:stop].to(self.device, torch.float32))
-            parts.append((cells.double() / GEV_PER_MEV).float().cpu().numpy())
+            parts.append((cells / GEV_PER_MEV).cpu().numpy())
         flat = np.concatenate(parts) if parts else np.zeros((0, self.geometry.n_cells), np.float32)
         return ShowerData(self.geometry.name, self.geometry, e_gev.numpy() / GEV_PER_MEV, unflatten_showers(flat, self.geometry), None)

@@ -12,7 +12,7 @@ incident energy ``E`` (GeV). Both networks see the condition ``c = 2 log(E/E_lo)
 - each layer's normalised cell shape ``s_c`` (a softmax over the layer's cells);
 
 cells are ``E * r * f_l * s_c``, so the layer energies and the total are those of the heads
-exactly. Each head works in standardised units, like the columns of a tabular GAN: its output
+exactly, less the energy of the faint cells the threshold removes. Each head works in standardised units, like the columns of a tabular GAN: its output
 ``u`` becomes ``mean + std * u`` with the training data's mean and spread of log r, of
 ``log f_l`` and of ``log(s_c + 1e-9)`` (:meth:`ShowerGenerator.init_from_data`, stored with the
 weights). So an optimiser step moves every quantity by a fraction of its natural spread: the
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gansim.errors import ConfigError
+from gansim.errors import ConfigError, DataError
 from gansim.io.calo_geometry import CellTable
 from gansim.nn.film import FiLMMLP
 from gansim.nn.mlp import MLP
@@ -133,7 +133,7 @@ class ShowerGenerator(nn.Module):
         total = e_layer.sum(axis=1)
         ok = total > 0
         if not ok.any():
-            raise ConfigError("initialisation data: every shower is empty")
+            raise DataError("initialisation data: every training shower is empty")
         log_response = np.log(total[ok] / energy[ok])
         log_fraction = np.log(e_layer[ok] / total[ok, None] + 1e-9)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -57,6 +57,7 @@ class TrainingResult:
     wall_time_s: float
     last_stats: dict[str, float] = field(default_factory=dict)
     resumed_from: str | None = None
+    stopped_by: str = "total_rows"
 
 
 class TrainingLoop:
@@ -207,7 +208,10 @@ class TrainingLoop:
 
     # ------------------------------------------------------------------ run
     def run(self, *, resume: bool = False) -> TrainingResult:
-        """Train until ``settings.total_rows`` rows were seen, or ``max_wall_time_s`` passed (checked at ticks); resume from the latest checkpoint if asked."""
+        """Train until ``settings.total_rows`` rows were seen or ``max_wall_time_s`` has passed; resume from the latest checkpoint if asked.
+
+        ``TrainingResult.stopped_by`` says which (``"total_rows"`` or ``"max_wall_time_s"``).
+        """
         if resume and self._resumed_from is None:
             self.restore_latest()
         stats = StatsWriter(self.run_dir, resume_rows=self._last_tick_rows if self._resumed_from else None) if self.dist.is_main else None
@@ -219,7 +223,8 @@ class TrainingLoop:
         try:
             with progress:
                 done = self.rows_seen >= self.settings.total_rows
-                while not done:
+                out_of_time = not done and self._resumed_from is not None and self._out_of_time()  # a resumed run whose budget is spent
+                while not done and not out_of_time:
                     before = self.rows_seen
                     self._iteration(rows_per_batch)
                     tick = _crossed(before, self.rows_seen, self.settings.tick_rows)
@@ -227,7 +232,8 @@ class TrainingLoop:
                     # the time limit is checked every iteration of a single process (a clock read), and at ticks and
                     # every 64 iterations under DDP (a collective: every process must stop at the same iteration)
                     check_time = not self.dist.enabled or tick or self.iterations % 64 == 0
-                    done = self.rows_seen >= self.settings.total_rows or (check_time and self._out_of_time())
+                    out_of_time = self.rows_seen < self.settings.total_rows and check_time and self._out_of_time()
+                    done = self.rows_seen >= self.settings.total_rows or out_of_time
                     state = None
                     if (ckpt or done) and not tick:
                         # a checkpoint between ticks keeps the tick's pending stats, so a resumed run writes the same curve
@@ -247,13 +253,16 @@ class TrainingLoop:
         finally:
             if stats is not None:
                 stats.close()
-        return TrainingResult(self.rows_seen, self.iterations, self._elapsed(), last, self._resumed_from)
+        stopped_by = "max_wall_time_s" if out_of_time else "total_rows"
+        return TrainingResult(self.rows_seen, self.iterations, self._elapsed(), last, self._resumed_from, stopped_by)
 
     def _out_of_time(self) -> bool:
         """Whether ``max_wall_time_s`` has passed; every process gets the same answer (the mean of their clocks)."""
         if self.settings.max_wall_time_s is None:
             return False
-        elapsed = torch.tensor([self._elapsed()], dtype=torch.float64, device=self.device if self.device.type != "mps" else "cpu")
+        if not self.dist.enabled:
+            return self._elapsed() >= self.settings.max_wall_time_s  # a clock read: no device synchronisation
+        elapsed = torch.tensor([self._elapsed()], dtype=torch.float64, device=self.device)
         self.dist.all_reduce_mean_(elapsed)
         return float(elapsed.item()) >= self.settings.max_wall_time_s
 
