@@ -211,6 +211,10 @@ def test_model_file_round_trip_same_showers_for_a_seed_whatever_the_batch(tmp_pa
 
     with pytest.raises(ModelFileError, match="geometry"):
         ShowerGANModel.from_model_dir(broken, {}, torch.device("cpu"), source="m")
+    with pytest.raises(ModelFileError, match="not a shower GAN's"):
+        ShowerGANModel.from_model_dir({**manifest, "architecture": {"latent_dim": -1}}, {}, torch.device("cpu"), source="m")
+    with pytest.raises(ModelFileError, match="generator weights do not match"):
+        ShowerGANModel.from_model_dir(manifest, {}, torch.device("cpu"), source="m")
 
 
 def test_flatten_and_unflatten_are_inverse() -> None:

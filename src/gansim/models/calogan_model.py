@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from gansim.errors import ModelFileError
 from gansim.io.calo import ShowerData
 from gansim.io.calo_geometry import CALOGAN
 from gansim.models.calogan import GEV_PER_MEV, CaloGANSettings
 from gansim.models.calogan_nets import CaloGANGenerator
-from gansim.models.model_file import load_network_tensors, network_tensors, save_model_dir
+from gansim.models.model_file import architecture_settings, load_network_tensors, network_tensors, save_model_dir
 from gansim.models.registry import register_family
 from gansim.models.shower_sampling import check_sample_request, seeded_latents_and_energies
 
@@ -60,15 +59,7 @@ class CaloGANModel:
 
     @classmethod
     def from_model_dir(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], device: torch.device, source: str = "model") -> CaloGANModel:
-        try:
-            arch = dict(manifest["architecture"])
-        except KeyError as err:
-            raise ModelFileError(f"{source}: manifest lacks key {err.args[0]!r}") from err
-        arch.pop("generator", None)
-        try:
-            settings = CaloGANSettings.model_validate(arch)
-        except Exception as err:
-            raise ModelFileError(f"{source}: manifest 'architecture' is not a CaloGAN's ({err})") from err
+        settings = architecture_settings(manifest, CaloGANSettings, source, "CaloGAN")
         generator = CaloGANGenerator(latent_dim=settings.latent_dim, attention=settings.attention)
         load_network_tensors(generator, tensors, "generator", source)
         return cls(generator, settings, manifest, device)

@@ -179,3 +179,20 @@ def load_network_tensors(network: torch.nn.Module, tensors: dict[str, torch.Tens
         network.load_state_dict(state)
     except RuntimeError as err:
         raise ModelFileError(f"{source}: {name} weights do not match the manifest's architecture ({err})") from err
+
+
+def architecture_settings(manifest: dict[str, Any], settings_class: Any, source: str, what: str) -> Any:
+    """The manifest's ``architecture`` (less its descriptive ``generator`` text) validated as ``settings_class``.
+
+    Raises:
+        ModelFileError: no ``architecture``, or one that is not a ``what``'s (the validation error quoted).
+    """
+    try:
+        arch = dict(manifest["architecture"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{source}: manifest lacks a valid 'architecture' ({err!r})") from err
+    arch.pop("generator", None)
+    try:
+        return settings_class.model_validate(arch)
+    except Exception as err:
+        raise ModelFileError(f"{source}: manifest 'architecture' is not a {what}'s ({err})") from err

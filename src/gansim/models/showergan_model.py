@@ -19,7 +19,7 @@ import torch
 from gansim.errors import ConfigError, ModelFileError
 from gansim.io.calo import ShowerData
 from gansim.io.calo_geometry import CartesianGeometry, CylindricalGeometry, cell_table, geometry_from_spec, geometry_spec
-from gansim.models.model_file import load_network_tensors, network_tensors, save_model_dir
+from gansim.models.model_file import architecture_settings, load_network_tensors, network_tensors, save_model_dir
 from gansim.models.registry import register_family
 from gansim.models.shower_sampling import check_sample_request, seeded_latents_and_energies
 from gansim.models.showergan import ShowerGANSettings
@@ -93,8 +93,8 @@ class ShowerGANModel:
 
     @classmethod
     def from_model_dir(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], device: torch.device, source: str = "model") -> ShowerGANModel:
+        settings = architecture_settings(manifest, ShowerGANSettings, source, "shower GAN")
         try:
-            arch = dict(manifest["architecture"])
             geometry = geometry_from_spec(manifest["geometry"], source=f"{source}: manifest 'geometry'")
             energy_range = tuple(float(v) for v in manifest["energy_range_gev"])
             threshold_mev = float(manifest["cell_threshold_mev"])
@@ -102,11 +102,6 @@ class ShowerGANModel:
             raise ModelFileError(f"{source}: manifest lacks key {err.args[0]!r}") from err
         except (ConfigError, TypeError, ValueError) as err:
             raise ModelFileError(f"{source}: manifest is not a shower GAN's ({err})") from err
-        arch.pop("generator", None)
-        try:
-            settings = ShowerGANSettings.model_validate(arch)
-        except Exception as err:
-            raise ModelFileError(f"{source}: manifest 'architecture' is not a shower GAN's ({err})") from err
         if len(energy_range) != 2 or not 0 < energy_range[0] < energy_range[1] or not threshold_mev > 0:
             raise ModelFileError(f"{source}: manifest energy_range_gev {energy_range} / cell_threshold_mev {threshold_mev}: expected 0 < lo < hi and a threshold > 0")
         generator = build_generator(settings, geometry, energy_range, threshold_mev)  # type: ignore[arg-type]
