@@ -67,3 +67,21 @@ def test_resume_under_ddp_equals_uninterrupted(gaussian_npy: Path, tmp_path: Pat
     la = [json.loads(x)["loss/D"] for x in (full / "stats.jsonl").read_text().splitlines()]
     lb = [json.loads(x)["loss/D"] for x in (split / "stats.jsonl").read_text().splitlines()]
     assert la == lb
+
+
+def test_shower_gan_trains_with_two_processes(tmp_path: Path) -> None:
+    """The modern shower GAN on a CaloChallenge file under torchrun: one model, rows counted for the whole job."""
+    from gansim.data.calo import make_calo_showers
+    from gansim.io.calo import write_calochallenge
+
+    write_calochallenge(tmp_path / "ds2.h5", make_calo_showers(60, "eplus", seed=3, layout="calochallenge-ds2"))
+    run = tmp_path / "run"
+    tiny = ["--set", "model.latent_dim=8", "--set", "model.g_width=32", "--set", "model.g_depth=1", "--set", "model.d_width=32", "--set", "model.d_depth=1",
+            "--set", "train.progress=false", "--set", "train.evaluate=false", "--set", "train.tick_rows=32", "--set", "train.checkpoint_rows=64"]
+    result = _torchrun("train", str(tmp_path / "ds2.h5"), "-o", str(run), "--total-rows", "128", "--batch-size", "8", "--device", "cpu", *tiny, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((run / "model" / "manifest.json").read_text())
+    assert manifest["family"] == "showergan" and manifest["training"]["processes"] == 2
+    # 2 processes x 8 showers x 2 critic batches per iteration
+    assert manifest["training"]["rows_seen"] == 128 == manifest["training"]["iterations"] * 2 * 8 * 2
+    assert result.stdout.count("model written to") == 1

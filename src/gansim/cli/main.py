@@ -186,7 +186,8 @@ def _train_showers(
             overrides.setdefault("train", {})[key] = value
     cfg = parse_config(config_class, _merge(_merge(raw, overrides), _parse_set(set_)), source=str(config) if config else "config")
     model_dir = train_showers(data, cfg, output, resume=resume, force=force, log=lambda m: console.print(m, highlight=False, markup=False))
-    out.print(f"model written to {model_dir}", highlight=False, markup=False)
+    if _is_main_process():
+        out.print(f"model written to {model_dir}", highlight=False, markup=False)
 
 
 def _maybe_translate_gaga(raw: dict[str, Any], config: Path | None, data: Path) -> dict[str, Any]:

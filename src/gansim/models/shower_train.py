@@ -13,7 +13,6 @@ the rest train the model. Its seed and sizes go into the model manifest.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from gansim.models.showergan_nets import ShowerCritic
 from gansim.models.model_file import sha256_of_file
 from gansim.models.phsp_train import prepare_run_dir
 from gansim.training.device import resolve_device
+from gansim.training.distributed import DistributedContext, init_distributed
 from gansim.training.loop import TrainingLoop
 
 __all__ = ["train_showers", "train_calogan", "split_showers", "cell_threshold_from_data"]
@@ -71,13 +71,13 @@ def _init_rows(n: int, wanted: int, n_cells: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, 7]).permutation(n)[: min(n, wanted)])
 
 
-def _build_calogan(cfg: CaloGANConfig, train: ShowerData, device: torch.device, source: str) -> tuple[Any, ShowerBatches, Any]:
+def _build_calogan(cfg: CaloGANConfig, train: ShowerData, device: torch.device, source: str, dist: DistributedContext) -> tuple[Any, ShowerBatches, Any]:
     if train.layout != "calogan":
         raise ConfigError(f"{source}: {train.layout!r} showers; the faithful CaloGAN is built for the CaloGAN layout's three layers. Train the modern shower GAN on it (--family showergan)")
     generator = CaloGANGenerator(latent_dim=cfg.model.latent_dim, attention=cfg.model.attention).to(device)
     discriminator = CaloGANDiscriminator(minibatch=cfg.model.minibatch, sparsity=cfg.model.sparsity).to(device)
     objective = CaloGANObjective(generator, discriminator, cfg.model, device, cfg.train.seed)
-    batches = ShowerBatches(train.layers, train.energy, cfg.train.batch_size, cfg.train.seed, device, source=source)
+    batches = ShowerBatches(train.layers, train.energy, cfg.train.batch_size, cfg.train.seed, device, dist.rank, dist.world_size, source=source)
 
     def save(model_dir: Path, g: torch.nn.Module, extra: dict[str, Any]) -> Path:
         return save_calogan(model_dir, g, cfg.model, extra=extra, force=True)
@@ -85,7 +85,7 @@ def _build_calogan(cfg: CaloGANConfig, train: ShowerData, device: torch.device, 
     return objective, batches, save
 
 
-def _build_showergan(cfg: ShowerGANConfig, train: ShowerData, device: torch.device, source: str, log: Any) -> tuple[Any, ShowerBatches, Any, dict[str, Any]]:
+def _build_showergan(cfg: ShowerGANConfig, train: ShowerData, device: torch.device, source: str, log: Any, dist: DistributedContext) -> tuple[Any, ShowerBatches, Any, dict[str, Any]]:
     cells = flatten_showers(train).astype(np.float32)
     settings = cfg.model
     threshold_mev = settings.cell_threshold_mev or cell_threshold_from_data(cells, settings.threshold_quantile, source)
@@ -103,7 +103,7 @@ def _build_showergan(cfg: ShowerGANConfig, train: ShowerData, device: torch.devi
     generator.init_from_data(cells[rows] * GEV_PER_MEV, energy_gev[rows])
     critic.fit_standardisation(cells[rows] * GEV_PER_MEV, energy_gev[rows])
     objective = ShowerGANObjective(generator, critic, settings, device, cfg.train.seed)
-    batches = ShowerBatches([cells], train.energy, cfg.train.batch_size, cfg.train.seed, device, source=source)
+    batches = ShowerBatches([cells], train.energy, cfg.train.batch_size, cfg.train.seed, device, dist.rank, dist.world_size, source=source)
 
     spectrum = closer_spectrum(energy_gev, energy_range)  # what `generate` samples when given no energies
 
@@ -140,9 +140,18 @@ def train_showers(data: str | Path, cfg: CaloGANConfig | ShowerGANConfig, run_di
         run_dir: the run directory (see the module docstring).
     """
     data, run_dir = Path(data), Path(run_dir)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("shower models train in one process so far; run gansim train without torchrun (phase-space models train under torchrun)")
-    prepare_run_dir(run_dir, data, resume=resume, force=force)
+    dist = init_distributed(cfg.train.device)
+    try:
+        return _train(data, cfg, run_dir, dist, resume=resume, force=force, log=log if dist.is_main else (lambda *a, **k: None))
+    finally:
+        dist.shutdown()
+
+
+def _train(data: Path, cfg: CaloGANConfig | ShowerGANConfig, run_dir: Path, dist: DistributedContext, *, resume: bool, force: bool, log: Any) -> Path:
+    """:func:`train_showers` in one process of the job (every process reads the file; the main one writes)."""
+    if dist.is_main:
+        prepare_run_dir(run_dir, data, resume=resume, force=force)
+    dist.barrier()
     if resume and (run_dir / "config.json").is_file():
         _check_resumed_config(json.loads((run_dir / "config.json").read_text()), cfg.model_dump(mode="json"), run_dir / "config.json")
     showers = read_showers(data, max_rows=cfg.data.max_rows, binning_xml=cfg.data.binning_xml, particle=cfg.data.particle)
@@ -175,19 +184,21 @@ def train_showers(data: str | Path, cfg: CaloGANConfig | ShowerGANConfig, run_di
         old = json.loads((run_dir / "data.json").read_text())
         if old.get("sha256") != data_info["sha256"]:
             raise DataError(f"{data}: is not the file this run was trained on ({old.get('path')}); resume with the same file or start a new run")
-    (run_dir / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
-    (run_dir / "data.json").write_text(json.dumps(data_info, indent=2) + "\n")
+    if dist.is_main:
+        (run_dir / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
+        (run_dir / "data.json").write_text(json.dumps(data_info, indent=2) + "\n")
+    dist.barrier()
     log(f"data: {data} ({showers.layout}, {n_file:,d} showers; train {len(train_rows):,d}, validation {len(split['validation']):,d}, test {len(split['test']):,d})")
 
-    device = resolve_device(cfg.train.device)
-    torch.manual_seed(cfg.train.seed)
+    device = resolve_device(cfg.train.device, local_rank=dist.local_rank if dist.enabled else None)
+    torch.manual_seed(cfg.train.seed)  # the same initial weights in every process
     train = _select(showers, train_rows)
     extra_manifest: dict[str, Any] = {}
     if isinstance(cfg, ShowerGANConfig):
-        objective, batches, save, extra_manifest = _build_showergan(cfg, train, device, str(data), log)
+        objective, batches, save, extra_manifest = _build_showergan(cfg, train, device, str(data), log, dist)
     else:
-        objective, batches, save = _build_calogan(cfg, train, device, str(data))
-    loop = TrainingLoop(objective, batches, cfg.train, cfg.optim, run_dir, device, extra_state={"config": cfg.model_dump(mode="json")})
+        objective, batches, save = _build_calogan(cfg, train, device, str(data), dist)
+    loop = TrainingLoop(objective, batches, cfg.train, cfg.optim, run_dir, device, dist=dist, extra_state={"config": cfg.model_dump(mode="json")})
     t0 = time.perf_counter()
     result = loop.run(resume=resume)
     log(f"trained on {result.rows_seen:,d} showers ({result.iterations:,d} iterations) in {time.perf_counter() - t0:.0f} s")
@@ -201,14 +212,18 @@ def train_showers(data: str | Path, cfg: CaloGANConfig | ShowerGANConfig, run_di
             "wall_time_s": result.wall_time_s,
             "resumed_from": result.resumed_from,
             "stopped_by": result.stopped_by,
+            "processes": dist.world_size,
             "config": cfg.model_dump(mode="json"),
             "gansim_version": __version__,
             **extra_manifest,
         }
     }
-    model_dir = save(run_dir / "model", g, extra)
-    if cfg.train.evaluate and len(split["validation"]):
-        _evaluate(model_dir, _select(showers, unique_rows[split["validation"]]), run_dir, cfg.train.seed, log)
+    model_dir = run_dir / "model"
+    if dist.is_main:
+        save(model_dir, g, extra)
+        if cfg.train.evaluate and len(split["validation"]):
+            _evaluate(model_dir, _select(showers, unique_rows[split["validation"]]), run_dir, cfg.train.seed, log)
+    dist.barrier()
     return model_dir
 
 
