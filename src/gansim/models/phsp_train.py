@@ -28,7 +28,7 @@ from gansim.io.phsp.columns import Table, unit_of, validate_table
 from gansim.models.model_file import network_tensors, save_model_dir, sha256_of_file
 from gansim.models.phsp_gan import PhaseSpaceGANConfig, PhaseSpaceObjective, build_networks
 from gansim.training.device import resolve_device
-from gansim.training.distributed import DistributedContext, init_distributed
+from gansim.training.distributed import DistributedContext, run_as_job
 from gansim.training.loop import TrainingLoop
 
 __all__ = ["train_phase_space", "BOOKKEEPING_COLUMNS", "prepare_run_dir"]
@@ -230,11 +230,7 @@ def train_phase_space(data: str | Path, cfg: PhaseSpaceGANConfig, run_dir: str |
     Runs as one process, or as one of several under ``torchrun`` (DDP).
     """
     data, run_dir = Path(data), Path(run_dir)
-    dist = init_distributed(cfg.train.device)
-    try:
-        return _train(data, cfg, run_dir, dist, resume=resume, force=force, log=log if dist.is_main else (lambda *a, **k: None))
-    finally:
-        dist.shutdown()
+    return run_as_job(cfg.train.device, log, lambda dist, job_log: _train(data, cfg, run_dir, dist, resume=resume, force=force, log=job_log))
 
 
 def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: DistributedContext, *, resume: bool, force: bool, log: Any) -> Path:

@@ -33,7 +33,7 @@ from gansim.models.showergan_nets import ShowerCritic
 from gansim.models.model_file import sha256_of_file
 from gansim.models.phsp_train import prepare_run_dir
 from gansim.training.device import resolve_device
-from gansim.training.distributed import DistributedContext, init_distributed
+from gansim.training.distributed import DistributedContext, run_as_job
 from gansim.training.loop import TrainingLoop
 
 __all__ = ["train_showers", "train_calogan", "split_showers", "cell_threshold_from_data"]
@@ -135,16 +135,12 @@ def train_showers(data: str | Path, cfg: CaloGANConfig | ShowerGANConfig, run_di
     """Train the config's family on a shower file into ``run_dir``; return the model directory.
 
     Args:
-        data: a CaloGAN or CaloChallenge HDF5 file (DS1 files need the binning a gansim-written file records).
+        data: a CaloGAN or CaloChallenge HDF5 file (DS1: ``cfg.data.binning_xml``, or the binning a gansim-written file records).
         cfg: a :class:`CaloGANConfig` (faithful) or :class:`ShowerGANConfig` (modern).
         run_dir: the run directory (see the module docstring).
     """
     data, run_dir = Path(data), Path(run_dir)
-    dist = init_distributed(cfg.train.device)
-    try:
-        return _train(data, cfg, run_dir, dist, resume=resume, force=force, log=log if dist.is_main else (lambda *a, **k: None))
-    finally:
-        dist.shutdown()
+    return run_as_job(cfg.train.device, log, lambda dist, job_log: _train(data, cfg, run_dir, dist, resume=resume, force=force, log=job_log))
 
 
 def _train(data: Path, cfg: CaloGANConfig | ShowerGANConfig, run_dir: Path, dist: DistributedContext, *, resume: bool, force: bool, log: Any) -> Path:

@@ -8,10 +8,14 @@ everything runs as a single process (world size 1).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 __all__ = ["DistributedContext", "init_distributed"]
 
@@ -72,3 +76,15 @@ def init_distributed(device_name: str = "auto") -> DistributedContext:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, backend=backend)
+
+
+def run_as_job(device_name: str, log: Callable[..., Any], body: Callable[[DistributedContext, Callable[..., Any]], T]) -> T:
+    """Run ``body(dist, log)`` as one process of the job (torchrun) or alone, and shut the group down after.
+
+    Processes other than the main one get a silent ``log``, so messages appear once.
+    """
+    context = init_distributed(device_name)
+    try:
+        return body(context, log if context.is_main else (lambda *a, **k: None))
+    finally:
+        context.shutdown()
