@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from gansim.errors import ConfigError, DataError
+from gansim.io.calo import check_float_dtype
 from gansim.io.calo_geometry import (
     CALOGAN,
     CartesianGeometry,
@@ -308,12 +309,7 @@ def iter_calo_showers(n: int, particle: str = "eplus", *, seed: int = 0, layout:
     layout, geometry = _check_layout(layout)
     med = get_medium(_DEFAULT_MEDIUM[layout] if medium is None else medium)
     lo_gev, hi_gev = _check_range(energy_range_GeV)
-    try:
-        out_dtype = np.dtype(dtype)
-    except TypeError:
-        raise ConfigError(f"dtype {dtype!r}: expected a numpy float type") from None
-    if out_dtype.kind != "f":
-        raise ConfigError(f"dtype {dtype!r}: expected a numpy float type")
+    out_dtype = check_float_dtype(dtype)
     given = None
     if energies_MeV is not None:
         given = np.asarray(energies_MeV, dtype=np.float64).reshape(-1)

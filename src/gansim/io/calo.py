@@ -60,6 +60,7 @@ __all__ = [
     "read_calogan",
     "read_showers",
     "read_shower_energies",
+    "check_float_dtype",
     "write_calochallenge",
     "write_calogan",
 ]
@@ -144,7 +145,8 @@ def _with_n(shape: Sequence[int]) -> str:
     return _shape_text(["N", *shape[1:]]) if len(shape) >= 1 else _shape_text(shape)
 
 
-def _check_dtype_arg(dtype: Any) -> np.dtype:
+def check_float_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as a numpy floating dtype, or a ConfigError naming it."""
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -343,7 +345,7 @@ def read_calogan(path: PathLike, *, max_rows: int | None = None, dtype: Any = np
             NaN/Inf, negative deposits, non-positive energy, or an ``energy`` that looks like MeV.
         ConfigError: bad ``max_rows`` or ``dtype``.
     """
-    dt = _check_dtype_arg(dtype)
+    dt = check_float_dtype(dtype)
     max_rows = _check_max_rows(max_rows)
     with _open_h5(path) as f:
         e_ds = _dataset(f, path, _CALOGAN_ENERGY, "CaloGAN")
@@ -431,7 +433,7 @@ def write_calogan(path: PathLike, data: ShowerData, *, force: bool = False, dtyp
         OutputExistsError: ``path`` exists and not ``force``.
         ConfigError: bad ``dtype``.
     """
-    dt = _check_dtype_arg(dtype)
+    dt = check_float_dtype(dtype)
     if not isinstance(data.geometry, CartesianGeometry) or [la.shape for la in data.geometry.layers] != [la.shape for la in CALOGAN.layers]:
         raise DataError(f"{path}: cannot write {data.layout!r} showers in the CaloGAN layout; expected the CaloGAN geometry (3x96, 12x12, 12x6 cells)")
     expected = {layer.name: layer.shape for layer in CALOGAN.layers}
@@ -526,7 +528,7 @@ def read_calochallenge(
             differ, non-numeric dtype, NaN/Inf, negative or non-positive energies.
         ConfigError: an unknown voxel count without ``geometry``; bad ``max_rows``/``dtype``.
     """
-    dt = _check_dtype_arg(dtype)
+    dt = check_float_dtype(dtype)
     max_rows = _check_max_rows(max_rows)
     with _open_h5(path) as f:
         e_ds = _dataset(f, path, _CC_ENERGY, "CaloChallenge")
@@ -560,7 +562,7 @@ def write_calochallenge(path: PathLike, data: ShowerData, *, force: bool = False
         OutputExistsError: ``path`` exists and not ``force``.
         ConfigError: bad ``dtype``.
     """
-    dt = _check_dtype_arg(dtype)
+    dt = check_float_dtype(dtype)
     geom = data.geometry
     if not isinstance(geom, CylindricalGeometry):
         raise DataError(f"{path}: cannot write {data.layout!r} showers in the CaloChallenge layout; expected a cylindrical (CaloChallenge) geometry")
@@ -586,7 +588,7 @@ def write_shower_chunks(path: PathLike, chunks: Iterable[ShowerData], *, force: 
     chunks come; every chunk is checked like a whole file would be. Nothing is left behind if a
     chunk fails.
     """
-    dt = _check_dtype_arg(dtype)
+    dt = check_float_dtype(dtype)
     h5py = _h5py()
     total = 0
     with atomic_path(path, force=force) as tmp, h5py.File(tmp, "w") as f:
