@@ -30,7 +30,8 @@ PAPER_MS = {1: 13.1, 128: 2.19, 1024: 2.03}
 
 def time_generator(model, batch: int, repeats: int) -> float:
     """Best wall time per shower (ms) of ``repeats`` calls making ``batch`` showers (inputs drawn outside the timing)."""
-    z = torch.randn(batch, model.settings.latent_dim, device=model.device)
+    noise_dim = getattr(model.generator, "noise_dim", model.settings.latent_dim)  # the modern model draws one column per cell too
+    z = torch.randn(batch, noise_dim, device=model.device)
     e = torch.rand(batch, device=model.device) * 99 + 1
     with torch.inference_mode():
         model.generator(z, e)  # warm-up

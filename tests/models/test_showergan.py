@@ -53,6 +53,67 @@ def test_segment_softmax_sums_to_one_per_layer_and_survives_huge_logits() -> Non
     torch.testing.assert_close(s[0, :2], torch.softmax(torch.tensor([1000.0, 999.0]), 0))
 
 
+def test_weighted_segment_softmax_shares_each_segment_among_its_weighted_cells() -> None:
+    layer = torch.tensor([0, 0, 0, 1, 1])
+    logits = torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0]], requires_grad=True)
+    weights = torch.tensor([[1.0, 0.0, 1.0, 0.0, 0.0]])  # layer 1 has no lit cell
+    s = segment_softmax(logits, layer, 2, weights=weights)
+    torch.testing.assert_close(s[0, [0, 2]], torch.softmax(torch.tensor([0.0, 2.0]), 0))
+    assert float(s[0, 1].detach()) == 0.0 and float(s[0, 3:].abs().sum().detach()) == 0.0  # an empty segment is 0, not NaN
+    s.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def _stochastic_generator(threshold_gev: float = 1e-30) -> ShowerGenerator:
+    torch.manual_seed(0)
+    return ShowerGenerator(cell_table(CALOGAN), 8, 32, 2, (1.0, 100.0), threshold_gev, occupancy="stochastic")
+
+
+def test_stochastic_occupancy_lights_each_cell_with_its_probability() -> None:
+    g = _stochastic_generator()
+    assert g.noise_dim == 8 + CALOGAN.n_cells
+    with torch.no_grad():
+        g.occupancy_head.weight.zero_()  # the same log-odds for every shower: those of the buffer
+        g.occupancy_logit.copy_(torch.linspace(-3.0, 3.0, CALOGAN.n_cells))
+    n = 4000
+    cells = g(torch.randn(n, g.noise_dim, generator=torch.Generator().manual_seed(5)), torch.full((n,), 20.0)).detach()
+    lit = (cells > 0).double().mean(dim=0)
+    p = torch.sigmoid(g.occupancy_logit).double()
+    # each cell's lit count is binomial(n, p): within 4.5 sigma for all 504 cells (a false alarm ~ 504 * 7e-6)
+    assert ((lit - p).abs() <= 4.5 * torch.sqrt(p * (1 - p) / n) + 1e-12).all()
+    # each layer's energy goes to its lit cells: a layer is empty only when none of its cells is lit
+    sums = g.geometry.layer_sums(cells)
+    any_lit = g.geometry.layer_sums((cells > 0).to(cells.dtype)) > 0
+    assert torch.equal(sums > 0, any_lit) and any_lit.all(dim=1).double().mean() > 0.99
+
+
+def test_stochastic_occupancy_learns_through_the_straight_through_draw(eplus: tuple[np.ndarray, np.ndarray]) -> None:
+    cells_data, energy = eplus
+    g = _stochastic_generator(threshold_gev=1e-6)
+    g.init_from_data(cells_data, energy)
+    lit_data = np.clip((cells_data > 0).mean(axis=0), 1e-3, 1 - 1e-3)
+    torch.testing.assert_close(torch.sigmoid(g.occupancy_logit).double(), torch.from_numpy(lit_data), rtol=1e-4, atol=1e-6)
+    z16, e16 = torch.randn(16, g.noise_dim), torch.linspace(1, 100, 16)
+    cells = g(z16, e16)
+    cells.pow(2).sum().backward()
+    # the energies teach everything but the occupancy draw (no "more energy here" pushing cells on)
+    assert g.occupancy_head.weight.grad is None or float(g.occupancy_head.weight.grad.abs().sum()) == 0.0
+    assert float(g.shape_head.weight.grad.abs().sum()) > 0
+    g.zero_grad()
+    cells, lit = g(z16, e16, return_lit=True)
+    torch.testing.assert_close(lit, (cells > 0).float())
+    (cells.pow(2).sum() + lit.sum()).backward()
+    for name, p in g.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    # the same noise gives the same showers; a different noise column of a cell can switch it
+    z = torch.randn(4, g.noise_dim, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(g(z, torch.full((4,), 30.0)), g(z.clone(), torch.full((4,), 30.0)))
+    with pytest.raises(ValueError, match="columns"):
+        g(torch.zeros(2, 8), torch.full((2,), 30.0))
+    with pytest.raises(ConfigError, match="occupancy"):
+        ShowerGenerator(cell_table(CALOGAN), 8, 32, 2, (1.0, 100.0), 1e-6, occupancy="bernoulli")
+
+
 def test_log_energy_condition_spans_minus_one_to_one() -> None:
     c = log_energy_condition(torch.tensor([1.0, 10.0, 100.0]), (1.0, 100.0))
     torch.testing.assert_close(c, torch.tensor([[-1.0], [0.0], [1.0]]))
@@ -122,12 +183,14 @@ def test_critic_features_are_the_physics_they_claim() -> None:
     cells[0, 8] = 1.0  # layer 1 (first voxel)
     f = critic.raw_features(cells, torch.tensor([10.0]))[0]
     n, L = geo.n_cells, 3
-    log_fraction, cx, cy, wx, wy, lit = (f[n + i * L : n + (i + 1) * L] for i in range(6))
+    torch.testing.assert_close(f[n : 2 * n], (cells[0] > 0).float())  # the lit indicator of every cell
+    log_fraction, cx, cy, wx, wy, lit = (f[2 * n + i * L : 2 * n + (i + 1) * L] for i in range(6))
     torch.testing.assert_close(log_fraction[0], torch.log(torch.tensor((4.0 + 1e-4) / 10.0)))
     assert abs(float(cx[0])) < 1e-6 and abs(float(cy[0])) < 1e-6  # two equal deposits opposite each other
     assert float(wx[0]) == pytest.approx(math.cos(math.pi / 4), rel=1e-3) and float(wy[0]) == pytest.approx(math.sin(math.pi / 4), rel=1e-3)
     assert float(lit[0]) == pytest.approx(2 / 8, rel=1e-4) and float(lit[1]) == pytest.approx(1 / 6, rel=1e-4) and float(lit[2]) == 0.0
     assert float(f[0]) == pytest.approx(math.log(2.0 + 1e-4) - math.log(4.0 + 1e-4), rel=1e-5)
+    assert float(f[-2]) == pytest.approx(math.log((5.0 + 1e-4) / 10.0), rel=1e-5)  # the response E_tot / E
     assert float(f[-1]) == pytest.approx(0.0, abs=1e-6)  # 10 GeV is the middle of 1-100 GeV in log
 
 
@@ -183,7 +246,7 @@ def test_model_file_round_trip_same_showers_for_a_seed_whatever_the_batch(tmp_pa
     manifest = read_manifest(path)
     assert manifest["family"] == "showergan" and manifest["geometry"]["kind"] == "cylindrical" and manifest["cell_threshold_mev"] == pytest.approx(0.05)
     model = load_model(path, device="cpu")
-    z, e = seeded_latents_and_energies(4, 0, 40, 8, (2.0, 50.0))
+    z, e = seeded_latents_and_energies(4, 0, 40, g.noise_dim, (2.0, 50.0))
     with torch.no_grad():
         saved_cells = g(z, e.float()).double().numpy() * 1e3  # MeV
     a = model.sample(40, seed=4, batch_size=7)
@@ -196,7 +259,7 @@ def test_model_file_round_trip_same_showers_for_a_seed_whatever_the_batch(tmp_pa
     lit = a.layers[0][a.layers[0] > 0]
     assert lit.size and lit.min() >= 0.05 * (1 - 1e-6)
     with torch.no_grad():
-        direct = g(torch.zeros(0, 8), torch.zeros(0))  # an empty batch is fine
+        direct = g(torch.zeros(0, g.noise_dim), torch.zeros(0))  # an empty batch is fine
     assert direct.shape == (0, SMALL_CYL.n_cells)
     c = model.sample(3, 10_000.0, seed=4)
     np.testing.assert_array_equal(c.energy, [10_000.0] * 3)

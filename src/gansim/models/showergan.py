@@ -49,6 +49,8 @@ class ShowerGANSettings(StrictModel):
     cell_threshold_mev: float | None = Field(None, gt=0, description="cells below this are zero (sparsity); null: the threshold_quantile of the training data's lit cells")
     threshold_quantile: float = Field(1e-3, ge=0, lt=1, description="which quantile of the lit cells sets the threshold when cell_threshold_mev is null (the 0.1 % faintest cells are dropped from the training showers; 1e-2 emptied CaloGAN's faint layer 2 in a test)")
     energy_range_gev: tuple[float, float] | None = Field(None, description="range of the log-energy condition and of default sampling; null: the training data's range")
+    occupancy: Literal["threshold", "stochastic"] = Field("stochastic", description="how cells come out empty: 'stochastic' draws each cell lit or not (probability from a generator head, one noise column per cell), then applies the threshold; 'threshold' only zeroes cells below the threshold")
+    occupancy_temperature: float = Field(0.5, gt=0, description="stochastic occupancy: temperature of the straight-through Gumbel-sigmoid's backward pass")
     init_rows: int = Field(20_000, gt=1, description="training showers used for the data-based initialisation and the critic's standardisation")
 
     @model_validator(mode="after")
@@ -85,7 +87,7 @@ class ShowerGANObjective(Objective):
         self.generator.manual_seed(seed + 1)
 
     def _fake(self, g: nn.Module, energy: torch.Tensor) -> torch.Tensor:
-        z = torch.randn(energy.shape[0], self.settings.latent_dim, generator=self.generator, device=self.device)
+        z = torch.randn(energy.shape[0], self.networks["G"].noise_dim, generator=self.generator, device=self.device)
         return g(z, energy)
 
     def loss(self, phase: str, batch: Any, nets: Mapping[str, nn.Module]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -107,7 +109,8 @@ class ShowerGANObjective(Objective):
             loss = discriminator_loss("wasserstein", real_logits, fake_logits) + self.settings.gp_weight * penalty + self.settings.drift_weight * drift_penalty(real_logits)
             return loss, {"D/real": real_logits.mean().detach(), "D/fake": fake_logits.mean().detach(), "D/gp": penalty.detach()}
         if phase == "G":
-            fake = self._fake(g, energy)
-            logits = d(fake, energy)
+            z = torch.randn(energy.shape[0], self.networks["G"].noise_dim, generator=self.generator, device=self.device)
+            fake, lit = g(z, energy, return_lit=True)
+            logits = d(fake, energy, lit)
             return generator_loss("hinge" if self.settings.loss == "hinge" else "wasserstein", logits), {}
         raise ValueError(f"unknown phase {phase!r}")

@@ -48,7 +48,8 @@ def unflatten_showers(cells: np.ndarray, geometry: CartesianGeometry | Cylindric
 
 def build_generator(settings: ShowerGANSettings, geometry: CartesianGeometry | CylindricalGeometry, energy_range_gev: tuple[float, float], threshold_mev: float) -> ShowerGenerator:
     """A fresh generator for ``geometry`` (weights as initialised)."""
-    return ShowerGenerator(cell_table(geometry), settings.latent_dim, settings.g_width, settings.g_depth, energy_range_gev, threshold_mev * GEV_PER_MEV)
+    return ShowerGenerator(cell_table(geometry), settings.latent_dim, settings.g_width, settings.g_depth, energy_range_gev, threshold_mev * GEV_PER_MEV,
+                           settings.occupancy, settings.occupancy_temperature)
 
 
 def save_showergan(
@@ -94,6 +95,8 @@ class ShowerGANModel:
     @classmethod
     def from_model_dir(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], device: torch.device, source: str = "model") -> ShowerGANModel:
         settings = architecture_settings(manifest, ShowerGANSettings, source, "shower GAN")
+        if isinstance(manifest.get("architecture"), dict) and "occupancy" not in manifest["architecture"]:
+            settings = settings.model_copy(update={"occupancy": "threshold"})  # files from before stochastic occupancy
         try:
             geometry = geometry_from_spec(manifest["geometry"], source=f"{source}: manifest 'geometry'")
             energy_range = tuple(float(v) for v in manifest["energy_range_gev"])
@@ -117,7 +120,7 @@ class ShowerGANModel:
         """
         n, first = check_sample_request(n, batch_size, first)
         spectrum = str(self.manifest.get("energy_spectrum", "uniform"))
-        z_all, e_gev = seeded_latents_and_energies(seed, first, n, self.settings.latent_dim, self.generator.energy_range_gev, energy_mev, spectrum)
+        z_all, e_gev = seeded_latents_and_energies(seed, first, n, self.generator.noise_dim, self.generator.energy_range_gev, energy_mev, spectrum)
         lo, hi = self.generator.energy_range_gev
         # the training range is the training showers' min..max: a test shower a hair outside it is no extrapolation
         if energy_mev is not None and n and (float(e_gev.min()) < lo * 0.99 or float(e_gev.max()) > hi * 1.01):

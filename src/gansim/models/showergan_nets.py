@@ -12,7 +12,14 @@ incident energy ``E`` (GeV). Both networks see the condition ``c = 2 log(E/E_lo)
 - each layer's normalised cell shape ``s_c`` (a softmax over the layer's cells);
 
 cells are ``E * r * f_l * s_c``, so the layer energies and the total are those of the heads
-exactly, less the energy of the faint cells the threshold removes. Each head works in standardised units, like the columns of a tabular GAN: its output
+exactly, less the energy of the faint cells the threshold removes.
+
+With **stochastic occupancy** (the default of :class:`gansim.models.showergan.ShowerGANSettings`)
+a fourth head gives each cell's log-odds of being lit, and one noise column per cell draws it lit
+or not (a Bernoulli draw through logistic noise); the shape softmax shares the layer's energy
+among the lit cells only. Real showers are sparse by chance (a cell is lit when a shower's spots
+land in it), which a smooth function of one latent vector imitates poorly; a per-cell draw does.
+The draw learns through the critic's lit-cell features only (straight-through Gumbel-sigmoid). Each head works in standardised units, like the columns of a tabular GAN: its output
 ``u`` becomes ``mean + std * u`` with the training data's mean and spread of log r, of
 ``log f_l`` and of ``log(s_c + 1e-9)`` (:meth:`ShowerGenerator.init_from_data`, stored with the
 weights). So an optimiser step moves every quantity by a fraction of its natural spread: the
@@ -28,8 +35,11 @@ mean and spread (:meth:`ShowerCritic.fit_standardisation`):
 
 - per cell ``log(e_c + t) - log(E_l + t)`` (the log of the normalised cell energy, floored at the
   threshold ``t`` so an empty cell and one just above threshold differ by about log 2);
+- per cell whether it is lit (for generated showers with the generator's straight-through
+  gradient of the occupancy draw);
 - per layer ``log((E_l + t)/E)``, centres of energy in x and y, widths in x and y (mm, from the
   geometry's cell centres) and the fraction of lit cells;
+- the response ``log((E_tot + t)/E)``;
 - the condition ``c``.
 """
 
@@ -46,7 +56,12 @@ from gansim.io.calo_geometry import CellTable
 from gansim.nn.film import FiLMMLP
 from gansim.nn.mlp import MLP
 
-__all__ = ["ShowerGenerator", "ShowerCritic", "log_energy_condition", "segment_softmax"]
+__all__ = ["ShowerGenerator", "ShowerCritic", "log_energy_condition", "segment_softmax", "OCCUPANCY_MODES"]
+
+#: how the generator makes empty cells: only below the threshold, or also by a per-cell Bernoulli draw
+OCCUPANCY_MODES = ("threshold", "stochastic")
+#: the data's lit fraction of a cell is clipped to [clip, 1 - clip] before its log-odds are taken
+OCCUPANCY_CLIP = 1e-3
 
 
 def log_energy_condition(energy_gev: torch.Tensor, energy_range_gev: tuple[float, float]) -> torch.Tensor:
@@ -55,14 +70,22 @@ def log_energy_condition(energy_gev: torch.Tensor, energy_range_gev: tuple[float
     return (2.0 * torch.log(energy_gev / lo) / math.log(hi / lo) - 1.0).unsqueeze(1)
 
 
-def segment_softmax(logits: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:
-    """Softmax of ``logits`` (n, C) within each segment of cells (``segment`` (C,) long in [0, n_segments))."""
+def segment_softmax(logits: torch.Tensor, segment: torch.Tensor, n_segments: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax of ``logits`` (n, C) within each segment of cells (``segment`` (C,) long in [0, n_segments)).
+
+    With ``weights`` (n, C) >= 0, ``w_c exp(l_c) / sum_segment w exp(l)``: cells of weight 0 get
+    nothing and a segment whose weights are all 0 is all 0 (not NaN).
+    """
     index = segment.expand(logits.shape[0], -1)
     peak = torch.full((logits.shape[0], n_segments), -torch.inf, dtype=logits.dtype, device=logits.device)
     peak = peak.scatter_reduce(1, index, logits.detach(), "amax")  # a per-segment shift: exp never overflows
-    weights = torch.exp(logits - peak.gather(1, index))
-    totals = torch.zeros_like(peak).scatter_add(1, index, weights)
-    return weights / totals.gather(1, index)
+    terms = torch.exp(logits - peak.gather(1, index))
+    if weights is not None:
+        terms = terms * weights
+    totals = torch.zeros_like(peak).scatter_add(1, index, terms)
+    if weights is not None:
+        totals = totals + (totals.detach() == 0).to(totals.dtype)  # an empty segment: 0 / 1
+    return terms / totals.gather(1, index)
 
 
 class _CellGeometry(nn.Module):
@@ -101,21 +124,36 @@ class ShowerGenerator(nn.Module):
         threshold_gev: cells below it are zero.
     """
 
-    def __init__(self, cells: CellTable, latent_dim: int, width: int, depth: int, energy_range_gev: tuple[float, float], threshold_gev: float) -> None:
+    def __init__(self, cells: CellTable, latent_dim: int, width: int, depth: int, energy_range_gev: tuple[float, float], threshold_gev: float,
+                 occupancy: str = "threshold", occupancy_temperature: float = 0.5) -> None:
         super().__init__()
+        if occupancy not in OCCUPANCY_MODES:
+            raise ConfigError(f"occupancy {occupancy!r}: expected one of {', '.join(OCCUPANCY_MODES)}")
         self.geometry = _CellGeometry(cells)
         self.latent_dim, self.energy_range_gev, self.threshold_gev = latent_dim, tuple(energy_range_gev), float(threshold_gev)
+        self.occupancy, self.occupancy_temperature = occupancy, float(occupancy_temperature)
         self.body = FiLMMLP(latent_dim, 1, width, depth)
         self.response_head = nn.Linear(width, 1)
         self.fraction_head = nn.Linear(width, cells.n_layers)
         self.shape_head = nn.Linear(width, cells.n_cells)
-        for head in (self.response_head, self.fraction_head, self.shape_head):
+        heads = [self.response_head, self.fraction_head, self.shape_head]
+        if occupancy == "stochastic":
+            self.occupancy_head = nn.Linear(width, cells.n_cells)
+            heads.append(self.occupancy_head)
+            # the data's log-odds of each cell being lit (set by init_from_data)
+            self.register_buffer("occupancy_logit", torch.zeros(cells.n_cells))
+        for head in heads:
             nn.init.normal_(head.weight, std=0.3 / math.sqrt(width))  # outputs of a few tenths of the data's spread at first
             nn.init.zeros_(head.bias)
         # the data's mean and spread of each head's quantity (log r, log f_l, log(s_c + 1e-9)); set by init_from_data
         for name, size in (("response", 1), ("fraction", cells.n_layers), ("shape", cells.n_cells)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
+
+    @property
+    def noise_dim(self) -> int:
+        """Columns of the standard-normal noise ``z`` the forward pass takes: the latent, then one per cell for stochastic occupancy."""
+        return self.latent_dim + (self.geometry.n_cells if self.occupancy == "stochastic" else 0)
 
     @torch.no_grad()
     def init_from_data(self, cells: np.ndarray, energy: np.ndarray, min_std: float = 1e-4) -> None:
@@ -142,18 +180,54 @@ class ShowerGenerator(nn.Module):
         for name, values in (("response", log_response[:, None]), ("fraction", log_fraction), ("shape", log_shape)):
             getattr(self, f"{name}_mean").copy_(torch.from_numpy(values.mean(axis=0)).float())
             getattr(self, f"{name}_std").copy_(torch.from_numpy(np.maximum(values.std(axis=0), min_std)).float())
+        if self.occupancy == "stochastic":
+            # clipped so that a cell never lit in these showers can still learn to light
+            lit = np.clip((cells[ok] > 0).mean(axis=0), OCCUPANCY_CLIP, 1.0 - OCCUPANCY_CLIP)
+            self.occupancy_logit.copy_(torch.from_numpy(np.log(lit) - np.log1p(-lit)).float())
 
-    def forward(self, z: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
-        h = self.body(z, log_energy_condition(energy_gev, self.energy_range_gev))
+    def forward(self, z: torch.Tensor, energy_gev: torch.Tensor, return_lit: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``z`` (n, :attr:`noise_dim`) standard normal, ``energy_gev`` (n,) -> cells (n, C) GeV.
+
+        With ``return_lit``, also the lit indicator (n, C): 1 where a cell is not zero. Its value
+        is ``cells > 0``; for stochastic occupancy its gradient is the occupancy draw's
+        (straight-through), which is how the occupancy head learns: the energies reach only the
+        lit cells, and no gradient from the energies reaches the draw (a cell switched on would
+        look like "more energy here", pushing every cell on).
+        """
+        if z.shape[1] != self.noise_dim:
+            raise ValueError(f"noise z: expected {self.noise_dim} columns (latent {self.latent_dim}{' + one per cell' if self.occupancy == 'stochastic' else ''}), got {z.shape[1]}")
+        latent, cell_noise = z[:, : self.latent_dim], z[:, self.latent_dim :]
+        h = self.body(latent, log_energy_condition(energy_gev, self.energy_range_gev))
         log_response = self.response_mean + self.response_std * self.response_head(h)
         total = energy_gev.unsqueeze(1) * torch.exp(log_response)  # (n, 1) GeV
         fractions = torch.softmax(self.fraction_mean + self.fraction_std * self.fraction_head(h), dim=1)  # (n, L)
         shape_logits = self.shape_mean + self.shape_std * self.shape_head(h)
-        shapes = segment_softmax(shape_logits, self.geometry.layer, self.geometry.n_layers)  # (n, C)
+        drawn = None
+        if self.occupancy == "stochastic":
+            drawn = self._lit_cells(self.occupancy_logit + self.occupancy_head(h), cell_noise)
+            shapes = segment_softmax(shape_logits, self.geometry.layer, self.geometry.n_layers, weights=drawn.detach())
+        else:
+            shapes = segment_softmax(shape_logits, self.geometry.layer, self.geometry.n_layers)  # (n, C)
         cells = (total * fractions)[:, self.geometry.layer] * shapes
-        below = (cells < self.threshold_gev).to(cells.dtype)
+        kept = (cells >= self.threshold_gev).to(cells.dtype)
         # straight-through threshold: forward the zeroed cells, backward the identity
-        return cells - (cells * below).detach()
+        cells = cells - (cells * (1.0 - kept)).detach()
+        if not return_lit:
+            return cells
+        return cells, (kept if drawn is None else drawn * kept)
+
+    def _lit_cells(self, log_odds: torch.Tensor, normal_noise: torch.Tensor) -> torch.Tensor:
+        """Each cell lit with probability ``sigmoid(log_odds)`` (n, C), independently given the shower's latent.
+
+        The standard-normal noise becomes logistic noise through its own CDF, so ``log_odds + noise
+        > 0`` is a Bernoulli draw; forward the hard 0/1, backward the gradient of
+        ``sigmoid((log_odds + noise) / temperature)`` (the straight-through Gumbel-sigmoid).
+        """
+        logistic = torch.special.log_ndtr(normal_noise) - torch.special.log_ndtr(-normal_noise)
+        score = log_odds + logistic
+        soft = torch.sigmoid(score / self.occupancy_temperature)
+        hard = (score > 0).to(score.dtype)
+        return hard + soft - soft.detach()
 
 
 class ShowerCritic(nn.Module):
@@ -170,7 +244,7 @@ class ShowerCritic(nn.Module):
         super().__init__()
         self.geometry = _CellGeometry(cells)
         self.energy_range_gev, self.threshold_gev = tuple(energy_range_gev), float(threshold_gev)
-        n_features = cells.n_cells + 6 * cells.n_layers + 1
+        n_features = 2 * cells.n_cells + 6 * cells.n_layers + 2
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_std", torch.ones(n_features))
         self.head = MLP(n_features, 1, width, depth, activation="leaky_relu", leaky_slope=0.2, spectral_norm=spectral_norm)
@@ -179,9 +253,15 @@ class ShowerCritic(nn.Module):
     def n_features(self) -> int:
         return int(self.feature_mean.numel())
 
-    def raw_features(self, cells: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
-        """(n, C) GeV, (n,) GeV -> (n, F) unstandardised features (see the module docstring)."""
+    def raw_features(self, cells: torch.Tensor, energy_gev: torch.Tensor, lit: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, C) GeV, (n,) GeV -> (n, F) unstandardised features (see the module docstring).
+
+        ``lit`` (n, C): the lit indicator with the generator's gradient (``ShowerGenerator(...,
+        return_lit=True)``); by default ``cells > 0``, which has none.
+        """
         geo, t = self.geometry, self.threshold_gev
+        if lit is None:
+            lit = (cells > 0).to(cells.dtype)
         e_layer = geo.layer_sums(cells)  # (n, L)
         per_cell_layer = e_layer[:, geo.layer]
         log_shape = torch.log(cells + t) - torch.log(per_cell_layer + t)
@@ -189,14 +269,17 @@ class ShowerCritic(nn.Module):
         cx, cy = geo.layer_sums(shape * geo.x), geo.layer_sums(shape * geo.y)
         wx = torch.sqrt(torch.relu(geo.layer_sums(shape * geo.x**2) - cx**2) + 1e-6)
         wy = torch.sqrt(torch.relu(geo.layer_sums(shape * geo.y**2) - cy**2) + 1e-6)
-        lit = geo.layer_sums((cells > 0).to(cells.dtype)) / geo.cells_per_layer  # carries no gradient: a count
+        lit_fraction = geo.layer_sums(lit) / geo.cells_per_layer
         log_fraction = torch.log((e_layer + t) / energy_gev.unsqueeze(1))
+        # the response on its own: it varies by ~0.1 %, far less than any layer fraction, so the
+        # critic would hardly find it as a sum of the fractions' exponentials
+        log_response = torch.log((e_layer.sum(dim=1, keepdim=True) + t) / energy_gev.unsqueeze(1))
         cond = log_energy_condition(energy_gev, self.energy_range_gev)
-        return torch.cat([log_shape, log_fraction, cx, cy, wx, wy, lit, cond], dim=1)
+        return torch.cat([log_shape, lit, log_fraction, cx, cy, wx, wy, lit_fraction, log_response, cond], dim=1)
 
-    def features(self, cells: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
+    def features(self, cells: torch.Tensor, energy_gev: torch.Tensor, lit: torch.Tensor | None = None) -> torch.Tensor:
         """Standardised features (n, F): what :attr:`head` reads."""
-        return (self.raw_features(cells, energy_gev) - self.feature_mean) / self.feature_std
+        return (self.raw_features(cells, energy_gev, lit) - self.feature_mean) / self.feature_std
 
     @torch.no_grad()
     def fit_standardisation(self, cells: np.ndarray, energy: np.ndarray, min_std: float = 1e-2) -> None:
@@ -211,5 +294,5 @@ class ShowerCritic(nn.Module):
         self.feature_mean.copy_(raw.mean(dim=0))
         self.feature_std.copy_(raw.std(dim=0).clamp_min(min_std))
 
-    def forward(self, cells: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(cells, energy_gev)).squeeze(1)
+    def forward(self, cells: torch.Tensor, energy_gev: torch.Tensor, lit: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(cells, energy_gev, lit)).squeeze(1)
