@@ -71,7 +71,7 @@ def _stochastic_generator(threshold_gev: float = 1e-30) -> ShowerGenerator:
 
 def test_stochastic_occupancy_lights_each_cell_with_its_probability() -> None:
     g = _stochastic_generator()
-    assert g.noise_dim == 8 + CALOGAN.n_cells
+    assert g.noise_dim == 8 + 2 * CALOGAN.n_cells
     with torch.no_grad():
         g.occupancy_head.weight.zero_()  # the same log-odds for every shower: those of the buffer
         g.occupancy_logit.copy_(torch.linspace(-3.0, 3.0, CALOGAN.n_cells))
@@ -112,6 +112,20 @@ def test_stochastic_occupancy_learns_through_the_straight_through_draw(eplus: tu
         g(torch.zeros(2, 8), torch.full((2,), 30.0))
     with pytest.raises(ConfigError, match="occupancy"):
         ShowerGenerator(cell_table(CALOGAN), 8, 32, 2, (1.0, 100.0), 1e-6, occupancy="bernoulli")
+
+
+def test_stochastic_shape_scaling_is_that_of_the_lit_cells() -> None:
+    from gansim.models.showergan_nets import _lit_log_shape_stats
+
+    layer = np.array([0, 0, 0, 1, 1])
+    shapes = np.array([[0.5, 0.5, 0.0, 1.0, 0.0], [0.25, 0.75, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 0.0]])
+    mean, std = _lit_log_shape_stats(shapes, layer)
+    logs0 = np.log([0.5, 0.25, 1.0])
+    assert mean[0] == pytest.approx(logs0.mean()) and std[0] == pytest.approx(logs0.std())  # zeros left out
+    assert mean[1] == pytest.approx(np.log([0.5, 0.75]).mean()) and std[1] == pytest.approx(np.log([0.5, 0.75]).std())
+    assert mean[2] == pytest.approx(min(mean[0], mean[1])) and std[2] == pytest.approx(max(std[0], std[1]))  # never lit: layer's extremes
+    assert mean[3] == pytest.approx(np.log(1e-9)) and std[3] == 1.0  # lit once: no spread, and no other cell of its layer to borrow from
+    assert np.isfinite(mean).all() and np.isfinite(std).all()
 
 
 def test_log_energy_condition_spans_minus_one_to_one() -> None:

@@ -49,7 +49,7 @@ class ShowerGANSettings(StrictModel):
     cell_threshold_mev: float | None = Field(None, gt=0, description="cells below this are zero (sparsity); null: the threshold_quantile of the training data's lit cells")
     threshold_quantile: float = Field(1e-3, ge=0, lt=1, description="which quantile of the lit cells sets the threshold when cell_threshold_mev is null (the 0.1 % faintest cells are dropped from the training showers; 1e-2 emptied CaloGAN's faint layer 2 in a test)")
     energy_range_gev: tuple[float, float] | None = Field(None, description="range of the log-energy condition and of default sampling; null: the training data's range")
-    occupancy: Literal["threshold", "stochastic"] = Field("stochastic", description="how cells come out empty: 'stochastic' draws each cell lit or not (probability from a generator head, one noise column per cell), then applies the threshold; 'threshold' only zeroes cells below the threshold")
+    occupancy: Literal["threshold", "stochastic"] = Field("stochastic", description="how cells come out empty: 'stochastic' draws each cell lit or not (probability from a generator head) and gives each lit cell its own log-normal fluctuation (two noise columns per cell), then applies the threshold; 'threshold' only zeroes cells below the threshold (no per-cell noise)")
     occupancy_temperature: float = Field(0.5, gt=0, description="stochastic occupancy: temperature of the straight-through Gumbel-sigmoid's backward pass")
     init_rows: int = Field(20_000, gt=1, description="training showers used for the data-based initialisation and the critic's standardisation")
 

@@ -17,7 +17,8 @@ exactly, less the energy of the faint cells the threshold removes.
 With **stochastic occupancy** (the default of :class:`gansim.models.showergan.ShowerGANSettings`)
 a fourth head gives each cell's log-odds of being lit, and one noise column per cell draws it lit
 or not (a Bernoulli draw through logistic noise); the shape softmax shares the layer's energy
-among the lit cells only. Real showers are sparse by chance (a cell is lit when a shower's spots
+among the lit cells only; a fifth head gives each cell's own log-normal fluctuation around the
+shower's smooth shape (a second noise column per cell). Real showers are sparse by chance (a cell is lit when a shower's spots
 land in it), which a smooth function of one latent vector imitates poorly; a per-cell draw does.
 The draw learns through the critic's lit-cell features only (straight-through Gumbel-sigmoid). Each head works in standardised units, like the columns of a tabular GAN: its output
 ``u`` becomes ``mean + std * u`` with the training data's mean and spread of log r, of
@@ -113,6 +114,25 @@ def _check_init_data(cells: np.ndarray, energy: np.ndarray, n_cells: int) -> Non
         raise ConfigError(f"initialisation data: expected cells (N >= 2, {n_cells}) and energy (N,), got {cells.shape} and {energy.shape}")
 
 
+def _lit_log_shape_stats(shapes: np.ndarray, layer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the mean and spread of ``log s_c`` over the showers where the cell is lit ((N, C) -> (C,), (C,)).
+
+    A cell lit in fewer than two showers (no spread to learn from) takes its layer's lowest mean
+    and largest spread; a layer with no such cell at all: log 1e-9 and 1.
+    """
+    lit = shapes > 0
+    count = lit.sum(axis=0)
+    logs = np.where(lit, np.log(np.where(lit, shapes, 1.0)), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = logs.sum(axis=0) / count
+        std = np.sqrt(np.maximum((np.where(lit, logs - mean, 0.0) ** 2).sum(axis=0) / count, 0.0))
+    for lid in np.unique(layer):
+        cells, seen = layer == lid, (layer == lid) & (count >= 2)
+        fill_mean, fill_std = (mean[seen].min(), std[seen].max()) if seen.any() else (math.log(1e-9), 1.0)
+        mean[cells & (count < 2)], std[cells & (count < 2)] = fill_mean, fill_std
+    return mean, std
+
+
 class ShowerGenerator(nn.Module):
     """``(z (n, latent), E (n,) GeV) -> cells (n, C) GeV`` for the layout of ``cells``.
 
@@ -139,7 +159,8 @@ class ShowerGenerator(nn.Module):
         heads = [self.response_head, self.fraction_head, self.shape_head]
         if occupancy == "stochastic":
             self.occupancy_head = nn.Linear(width, cells.n_cells)
-            heads.append(self.occupancy_head)
+            self.spread_head = nn.Linear(width, cells.n_cells)  # each lit cell's own log-normal fluctuation
+            heads += [self.occupancy_head, self.spread_head]
             # the data's log-odds of each cell being lit (set by init_from_data)
             self.register_buffer("occupancy_logit", torch.zeros(cells.n_cells))
         for head in heads:
@@ -152,8 +173,8 @@ class ShowerGenerator(nn.Module):
 
     @property
     def noise_dim(self) -> int:
-        """Columns of the standard-normal noise ``z`` the forward pass takes: the latent, then one per cell for stochastic occupancy."""
-        return self.latent_dim + (self.geometry.n_cells if self.occupancy == "stochastic" else 0)
+        """Columns of the standard-normal noise ``z`` the forward pass takes: the latent, then (stochastic occupancy) two per cell."""
+        return self.latent_dim + (2 * self.geometry.n_cells if self.occupancy == "stochastic" else 0)
 
     @torch.no_grad()
     def init_from_data(self, cells: np.ndarray, energy: np.ndarray, min_std: float = 1e-4) -> None:
@@ -176,10 +197,16 @@ class ShowerGenerator(nn.Module):
         log_fraction = np.log(e_layer[ok] / total[ok, None] + 1e-9)
         with np.errstate(invalid="ignore", divide="ignore"):
             shapes = np.where(e_layer[:, layer] > 0, cells / e_layer[:, layer], 0.0)
-        log_shape = np.log(shapes[ok] + 1e-9)
-        for name, values in (("response", log_response[:, None]), ("fraction", log_fraction), ("shape", log_shape)):
+        for name, values in (("response", log_response[:, None]), ("fraction", log_fraction)):
             getattr(self, f"{name}_mean").copy_(torch.from_numpy(values.mean(axis=0)).float())
             getattr(self, f"{name}_std").copy_(torch.from_numpy(np.maximum(values.std(axis=0), min_std)).float())
+        if self.occupancy == "stochastic":
+            shape_mean, shape_std = _lit_log_shape_stats(shapes[ok], layer)  # the draw makes the zeros: the shapes are of lit cells
+        else:
+            log_shape = np.log(shapes[ok] + 1e-9)
+            shape_mean, shape_std = log_shape.mean(axis=0), log_shape.std(axis=0)
+        self.shape_mean.copy_(torch.from_numpy(shape_mean).float())
+        self.shape_std.copy_(torch.from_numpy(np.maximum(shape_std, min_std)).float())
         if self.occupancy == "stochastic":
             # clipped so that a cell never lit in these showers can still learn to light
             lit = np.clip((cells[ok] > 0).mean(axis=0), OCCUPANCY_CLIP, 1.0 - OCCUPANCY_CLIP)
@@ -196,15 +223,22 @@ class ShowerGenerator(nn.Module):
         """
         if z.shape[1] != self.noise_dim:
             raise ValueError(f"noise z: expected {self.noise_dim} columns (latent {self.latent_dim}{' + one per cell' if self.occupancy == 'stochastic' else ''}), got {z.shape[1]}")
-        latent, cell_noise = z[:, : self.latent_dim], z[:, self.latent_dim :]
+        n_cells = self.geometry.n_cells
+        latent = z[:, : self.latent_dim]
+        lit_noise, spread_noise = z[:, self.latent_dim : self.latent_dim + n_cells], z[:, self.latent_dim + n_cells :]
         h = self.body(latent, log_energy_condition(energy_gev, self.energy_range_gev))
         log_response = self.response_mean + self.response_std * self.response_head(h)
         total = energy_gev.unsqueeze(1) * torch.exp(log_response)  # (n, 1) GeV
         fractions = torch.softmax(self.fraction_mean + self.fraction_std * self.fraction_head(h), dim=1)  # (n, L)
-        shape_logits = self.shape_mean + self.shape_std * self.shape_head(h)
+        shape_units = self.shape_head(h)
         drawn = None
         if self.occupancy == "stochastic":
-            drawn = self._lit_cells(self.occupancy_logit + self.occupancy_head(h), cell_noise)
+            # a lit cell's energy fluctuates on its own around the shower's smooth shape (spots land
+            # by chance), by a learnt share of the data's spread: softplus(-2) = 0.13 at first
+            shape_units = shape_units + nn.functional.softplus(self.spread_head(h) - 2.0) * spread_noise
+            drawn = self._lit_cells(self.occupancy_logit + self.occupancy_head(h), lit_noise)
+        shape_logits = self.shape_mean + self.shape_std * shape_units
+        if drawn is not None:
             shapes = segment_softmax(shape_logits, self.geometry.layer, self.geometry.n_layers, weights=drawn.detach())
         else:
             shapes = segment_softmax(shape_logits, self.geometry.layer, self.geometry.n_layers)  # (n, C)
