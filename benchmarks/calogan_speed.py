@@ -65,6 +65,16 @@ def main() -> None:
         ms_modern = time_generator(modern["calogan"], batch, args.repeats)
         ms_ds2 = time_generator(modern["ds2"], batch, args.repeats)
         print(f"{batch:6d} {ms:19.3f} {PAPER_MS[batch]:16.2f} {PAPER_MS[batch] / ms:17.2f} {ms_modern:20.4f} {PAPER_MS[batch] / ms_modern:15.1f} {ms_ds2:16.4f}")
+    # where the faithful model's time goes: its three dense projections (latent 1024 -> 28,728) on their own
+    h = torch.randn(1024, model.settings.latent_dim, device=device)
+    with torch.inference_mode():
+        best = float("inf")
+        for _ in range(args.repeats + 1):
+            t0 = time.perf_counter()
+            for stream in model.generator.streams:
+                stream.dense(h)
+            best = min(best, time.perf_counter() - t0)
+    print(f"faithful, its dense projections alone at batch 1024: {1000 * best / 1024:.3f} ms/shower")
     t0 = time.perf_counter()
     make_calo_showers(2048, "eplus", seed=1, workers=args.threads)
     gflash = 1000 * (time.perf_counter() - t0) / 2048

@@ -11,6 +11,14 @@ energies and the total come from the generator's heads by construction (less the
 energy the threshold removes), and the response is
 learnt from the data, which is right for pions too (their showers are not contained).
 
+Stochastic occupancy (``occupancy='stochastic'``, the default) draws every cell lit or not and
+gives each lit cell its own fluctuation (:class:`gansim.models.showergan_nets.ShowerGenerator`).
+On 30,000 GFlash e+ showers after 10 minutes on 2 threads it brought the separation power of
+the lit-cell fractions from 0.82/0.80/0.82 (layers 0/1/2, threshold only) to 0.24/0.29/0.01 and
+the mean over CaloGAN's variables from 0.22 to 0.15. Without the critic's response feature
+(E_tot/E on its own) the response drifted off (separation power 0.998 after a 30-minute run);
+with it, 0.05-0.23 after 10 minutes.
+
 Showers are fed in GeV as flat rows of cells (:func:`gansim.io.calo_geometry.cell_table` order),
 energies in GeV.
 """
