@@ -164,7 +164,9 @@ class ShowerGenerator(nn.Module):
             # the data's log-odds of each cell being lit (set by init_from_data)
             self.register_buffer("occupancy_logit", torch.zeros(cells.n_cells))
         for head in heads:
-            nn.init.normal_(head.weight, std=0.3 / math.sqrt(width))  # outputs of a few tenths of the data's spread at first
+            # outputs about as spread as the data's from the start (the units are the data's spreads);
+            # a 0.3 start left the showers under-dispersed: mean SP 0.128 against 0.104 after 300k showers
+            nn.init.normal_(head.weight, std=1.0 / math.sqrt(width))
             nn.init.zeros_(head.bias)
         # the data's mean and spread of each head's quantity (log r, log f_l, log(s_c + 1e-9)); set by init_from_data
         for name, size in (("response", 1), ("fraction", cells.n_layers), ("shape", cells.n_cells)):
