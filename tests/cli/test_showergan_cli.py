@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from gansim.cli.main import app
@@ -36,11 +37,13 @@ def test_a_calochallenge_file_trains_the_modern_model_and_generates_its_layout(t
 
     energies = tmp_path / "energies.txt"
     energies.write_text("5\n50\n500\n")
-    code, text = _run("generate", run / "model", "-o", tmp_path / "gen.h5", "--cond-file", energies, "--seed", 3)
+    with pytest.warns(UserWarning, match="outside the model's training range"):
+        code, text = _run("generate", run / "model", "-o", tmp_path / "gen.h5", "--cond-file", energies, "--seed", 3)
     assert code == 0, text
     gen = read_calochallenge(tmp_path / "gen.h5")
     np.testing.assert_allclose(gen.energy, [5_000.0, 50_000.0, 500_000.0])
-    direct = load_model(run / "model", "cpu").sample(3, gen.energy, seed=3)
+    with pytest.warns(UserWarning, match="outside the model's training range"):  # 500 GeV
+        direct = load_model(run / "model", "cpu").sample(3, gen.energy, seed=3)
     np.testing.assert_allclose(gen.layers[0], direct.layers[0], rtol=1e-5, atol=1e-5)
 
     code, text = _run("generate", run / "model", "-n", 4, "-o", tmp_path / "gen2.h5", "--cond-file", tmp_path / "ds2.h5", "--seed", 3)
