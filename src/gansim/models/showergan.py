@@ -94,9 +94,10 @@ class ShowerGANObjective(Objective):
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed + 1)
 
-    def _fake(self, g: nn.Module, energy: torch.Tensor) -> torch.Tensor:
+    def _fake(self, g: nn.Module, energy: torch.Tensor, return_lit: bool = False) -> Any:
+        """Generated showers at ``energy`` (and their lit flags with the draw's gradient, for the G step)."""
         z = torch.randn(energy.shape[0], self.networks["G"].noise_dim, generator=self.generator, device=self.device)
-        return g(z, energy)
+        return g(z, energy, return_lit=return_lit)
 
     def loss(self, phase: str, batch: Any, nets: Mapping[str, nn.Module]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         (cells,), energy = batch
@@ -117,8 +118,7 @@ class ShowerGANObjective(Objective):
             loss = discriminator_loss("wasserstein", real_logits, fake_logits) + self.settings.gp_weight * penalty + self.settings.drift_weight * drift_penalty(real_logits)
             return loss, {"D/real": real_logits.mean().detach(), "D/fake": fake_logits.mean().detach(), "D/gp": penalty.detach()}
         if phase == "G":
-            z = torch.randn(energy.shape[0], self.networks["G"].noise_dim, generator=self.generator, device=self.device)
-            fake, lit = g(z, energy, return_lit=True)
+            fake, lit = self._fake(g, energy, return_lit=True)
             logits = d(fake, energy, lit)
             return generator_loss("hinge" if self.settings.loss == "hinge" else "wasserstein", logits), {}
         raise ValueError(f"unknown phase {phase!r}")

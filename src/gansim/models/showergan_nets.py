@@ -18,9 +18,12 @@ With **stochastic occupancy** (the default of :class:`gansim.models.showergan.Sh
 a fourth head gives each cell's log-odds of being lit, and one noise column per cell draws it lit
 or not (a Bernoulli draw through logistic noise); the shape softmax shares the layer's energy
 among the lit cells only; a fifth head gives each cell's own log-normal fluctuation around the
-shower's smooth shape (a second noise column per cell). Real showers are sparse by chance (a cell is lit when a shower's spots
-land in it), which a smooth function of one latent vector imitates poorly; a per-cell draw does.
-The draw learns through the critic's lit-cell features only (straight-through Gumbel-sigmoid). Each head works in standardised units, like the columns of a tabular GAN: its output
+shower's smooth shape (a second noise column per cell). Real showers are sparse by chance (a
+cell is lit when a shower's spots land in it), which a smooth function of one latent vector
+imitates poorly; a per-cell draw does. The draw learns through the critic's lit-cell features
+only (straight-through Gumbel-sigmoid).
+
+Each head works in standardised units, like the columns of a tabular GAN: its output
 ``u`` becomes ``mean + std * u`` with the training data's mean and spread of log r, of
 ``log f_l`` and of ``log(s_c + 1e-9)`` (:meth:`ShowerGenerator.init_from_data`, stored with the
 weights). So an optimiser step moves every quantity by a fraction of its natural spread: the
@@ -122,7 +125,7 @@ def _lit_log_shape_stats(shapes: np.ndarray, layer: np.ndarray) -> tuple[np.ndar
     """
     lit = shapes > 0
     count = lit.sum(axis=0)
-    logs = np.where(lit, np.log(np.where(lit, shapes, 1.0)), 0.0)
+    logs = np.log(np.where(lit, shapes, 1.0))  # 0 where unlit
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = logs.sum(axis=0) / count
         std = np.sqrt(np.maximum((np.where(lit, logs - mean, 0.0) ** 2).sum(axis=0) / count, 0.0))
@@ -204,15 +207,14 @@ class ShowerGenerator(nn.Module):
             getattr(self, f"{name}_std").copy_(torch.from_numpy(np.maximum(values.std(axis=0), min_std)).float())
         if self.occupancy == "stochastic":
             shape_mean, shape_std = _lit_log_shape_stats(shapes[ok], layer)  # the draw makes the zeros: the shapes are of lit cells
+            # clipped so that a cell never lit in these showers can still learn to light
+            lit = np.clip((cells[ok] > 0).mean(axis=0), OCCUPANCY_CLIP, 1.0 - OCCUPANCY_CLIP)
+            self.occupancy_logit.copy_(torch.from_numpy(np.log(lit) - np.log1p(-lit)).float())
         else:
             log_shape = np.log(shapes[ok] + 1e-9)
             shape_mean, shape_std = log_shape.mean(axis=0), log_shape.std(axis=0)
         self.shape_mean.copy_(torch.from_numpy(shape_mean).float())
         self.shape_std.copy_(torch.from_numpy(np.maximum(shape_std, min_std)).float())
-        if self.occupancy == "stochastic":
-            # clipped so that a cell never lit in these showers can still learn to light
-            lit = np.clip((cells[ok] > 0).mean(axis=0), OCCUPANCY_CLIP, 1.0 - OCCUPANCY_CLIP)
-            self.occupancy_logit.copy_(torch.from_numpy(np.log(lit) - np.log1p(-lit)).float())
 
     def forward(self, z: torch.Tensor, energy_gev: torch.Tensor, return_lit: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``z`` (n, :attr:`noise_dim`) standard normal, ``energy_gev`` (n,) -> cells (n, C) GeV.
@@ -224,7 +226,7 @@ class ShowerGenerator(nn.Module):
         look like "more energy here", pushing every cell on).
         """
         if z.shape[1] != self.noise_dim:
-            raise ValueError(f"noise z: expected {self.noise_dim} columns (latent {self.latent_dim}{' + one per cell' if self.occupancy == 'stochastic' else ''}), got {z.shape[1]}")
+            raise ValueError(f"noise z: expected {self.noise_dim} columns (latent {self.latent_dim}{' + two per cell' if self.occupancy == 'stochastic' else ''}), got {z.shape[1]}")
         n_cells = self.geometry.n_cells
         latent = z[:, : self.latent_dim]
         lit_noise, spread_noise = z[:, self.latent_dim : self.latent_dim + n_cells], z[:, self.latent_dim + n_cells :]
@@ -240,10 +242,8 @@ class ShowerGenerator(nn.Module):
             shape_units = shape_units + nn.functional.softplus(self.spread_head(h) - 2.0) * spread_noise
             drawn = self._lit_cells(self.occupancy_logit + self.occupancy_head(h), lit_noise)
         shape_logits = self.shape_mean + self.shape_std * shape_units
-        if drawn is not None:
-            shapes = segment_softmax(shape_logits, self.geometry.layer, self.geometry.n_layers, weights=drawn.detach())
-        else:
-            shapes = segment_softmax(shape_logits, self.geometry.layer, self.geometry.n_layers)  # (n, C)
+        weights = None if drawn is None else drawn.detach()  # the energies teach the shapes, never the draw
+        shapes = segment_softmax(shape_logits, self.geometry.layer, self.geometry.n_layers, weights=weights)  # (n, C)
         cells = (total * fractions)[:, self.geometry.layer] * shapes
         kept = (cells >= self.threshold_gev).to(cells.dtype)
         # straight-through threshold: forward the zeroed cells, backward the identity
