@@ -354,3 +354,20 @@ def test_resume_refuses_changed_model_or_data_settings(tmp_path: Path) -> None:
     changed = ShowerGANConfig.model_validate({**raw, "model": {**TINY, "threshold_quantile": 0.01}})
     with pytest.raises(ConfigError, match="model.threshold_quantile"):
         train_showers(path, changed, tmp_path / "run", resume=True, log=lambda m: None)
+
+
+def test_a_model_file_from_before_stochastic_occupancy_loads_as_threshold_only(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from gansim.models.showergan_model import ShowerGANModel
+
+    settings = ShowerGANSettings(**TINY, occupancy="threshold")
+    torch.manual_seed(2)
+    g = build_generator(settings, SMALL_CYL, (2.0, 50.0), 0.05)
+    path = save_showergan(tmp_path / "m", g, settings, SMALL_CYL)
+    manifest = read_manifest(path)
+    old = {**manifest, "architecture": {k: v for k, v in manifest["architecture"].items() if not k.startswith("occupancy")}}
+    tensors = load_file(str(Path(path) / "weights.safetensors"))
+    model = ShowerGANModel.from_model_dir(old, tensors, torch.device("cpu"), source="old")
+    assert model.generator.occupancy == "threshold" and model.generator.noise_dim == TINY["latent_dim"]
+    np.testing.assert_array_equal(model.sample(5, seed=1).layers[0], load_model(path, "cpu").sample(5, seed=1).layers[0])
