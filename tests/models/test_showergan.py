@@ -208,6 +208,34 @@ def test_critic_features_are_the_physics_they_claim() -> None:
     assert float(f[-1]) == pytest.approx(0.0, abs=1e-6)  # 10 GeV is the middle of 1-100 GeV in log
 
 
+def test_critic_standardises_a_cells_energy_over_the_showers_where_it_is_lit() -> None:
+    """An empty cell's energy feature reads the cell's lit mean (standardised: 0); the spread is the lit cells'."""
+    geo = SMALL_CYL
+    t = 1e-4
+    critic = ShowerCritic(cell_table(geo), 16, 1, (1.0, 100.0), t)
+    n = geo.n_cells
+    cells = np.zeros((4, n))
+    cells[:, 8] = 1.0  # layer 1's first cell: always lit, the layer's whole energy
+    cells[:, 9] = [0.0, 0.0, 1.0, 3.0]  # layer 1's second cell: lit in two showers
+    cells[:, 0] = 1.0  # layer 0: one cell, always the whole layer
+    energy = np.full(4, 10.0)
+    critic.fit_standardisation(cells, energy)
+    # cell 9 lit in showers 2 and 3: log(1 + t) - log(2 + t) and log(3 + t) - log(4 + t)
+    lit_values = np.log([1 + t, 3 + t]) - np.log([2 + t, 4 + t])
+    assert float(critic.unlit_log_shape[9]) == pytest.approx(lit_values.mean(), rel=1e-5)
+    assert float(critic.feature_mean[9]) == pytest.approx(lit_values.mean(), rel=1e-5)
+    assert float(critic.feature_std[9]) == pytest.approx(lit_values.std(), rel=1e-4)
+    # a cell never lit takes its layer's lowest lit mean and largest spread
+    assert float(critic.unlit_log_shape[10]) == pytest.approx(min(lit_values.mean(), float(critic.unlit_log_shape[8])), rel=1e-5)
+    features = critic.features(torch.as_tensor(cells, dtype=torch.float32), torch.as_tensor(energy, dtype=torch.float32))
+    assert torch.all(features[:2, 9] == 0.0)  # empty: exactly the lit mean
+    assert float(features[3, 9]) == pytest.approx(1.0, rel=1e-4)  # one lit spread above the lit mean
+    # the lit flag decides, also when it carries a gradient: energies of a cell flagged empty are ignored
+    lit = torch.as_tensor(cells > 0, dtype=torch.float32).requires_grad_(True)
+    flagged = critic.raw_features(torch.as_tensor(cells, dtype=torch.float32), torch.as_tensor(energy, dtype=torch.float32), lit * torch.tensor([1.0] * 9 + [0.0] + [1.0] * (n - 10)))
+    assert torch.all(flagged[:, 9] == critic.unlit_log_shape[9])
+
+
 def _loop(cells: np.ndarray, energy_gev: np.ndarray, run_dir: Path, total_rows: int, loss: str = "hinge") -> TrainingLoop:
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = ShowerGANSettings(**TINY, loss=loss)

@@ -117,23 +117,31 @@ def _check_init_data(cells: np.ndarray, energy: np.ndarray, n_cells: int) -> Non
         raise ConfigError(f"initialisation data: expected cells (N >= 2, {n_cells}) and energy (N,), got {cells.shape} and {energy.shape}")
 
 
+def _lit_column_stats(values: np.ndarray, lit: np.ndarray, layer: np.ndarray, empty_layer_mean: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the mean and spread of ``values`` (N, C) over the showers where ``lit`` (N, C) bool -> (C,), (C,).
+
+    A cell lit in fewer than two showers (no spread to learn from) takes its layer's lowest mean
+    and largest spread; a layer with no such cell at all: ``empty_layer_mean`` and 1.
+    """
+    count = lit.sum(axis=0)
+    masked = np.where(lit, values, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = masked.sum(axis=0) / count
+        std = np.sqrt(np.maximum((np.where(lit, values - mean, 0.0) ** 2).sum(axis=0) / count, 0.0))
+    for lid in np.unique(layer):
+        cells, seen = layer == lid, (layer == lid) & (count >= 2)
+        fill_mean, fill_std = (mean[seen].min(), std[seen].max()) if seen.any() else (empty_layer_mean, 1.0)
+        mean[cells & (count < 2)], std[cells & (count < 2)] = fill_mean, fill_std
+    return mean, std
+
+
 def _lit_log_shape_stats(shapes: np.ndarray, layer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per cell, the mean and spread of ``log s_c`` over the showers where the cell is lit ((N, C) -> (C,), (C,)).
 
-    A cell lit in fewer than two showers (no spread to learn from) takes its layer's lowest mean
-    and largest spread; a layer with no such cell at all: log 1e-9 and 1.
+    Cells lit in fewer than two showers as in :func:`_lit_column_stats`; an empty layer: log 1e-9.
     """
     lit = shapes > 0
-    count = lit.sum(axis=0)
-    logs = np.log(np.where(lit, shapes, 1.0))  # 0 where unlit
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = logs.sum(axis=0) / count
-        std = np.sqrt(np.maximum((np.where(lit, logs - mean, 0.0) ** 2).sum(axis=0) / count, 0.0))
-    for lid in np.unique(layer):
-        cells, seen = layer == lid, (layer == lid) & (count >= 2)
-        fill_mean, fill_std = (mean[seen].min(), std[seen].max()) if seen.any() else (math.log(1e-9), 1.0)
-        mean[cells & (count < 2)], std[cells & (count < 2)] = fill_mean, fill_std
-    return mean, std
+    return _lit_column_stats(np.log(np.where(lit, shapes, 1.0)), lit, layer, math.log(1e-9))
 
 
 class ShowerGenerator(nn.Module):
@@ -283,6 +291,9 @@ class ShowerCritic(nn.Module):
         n_features = 2 * cells.n_cells + 6 * cells.n_layers + 2
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_std", torch.ones(n_features))
+        # what an empty cell's log-energy feature reads: the cell's mean over the showers where it
+        # is lit, so the feature standardises to 0 and its spread is that of lit cells only
+        self.register_buffer("unlit_log_shape", torch.zeros(cells.n_cells))
         self.head = MLP(n_features, 1, width, depth, activation="leaky_relu", leaky_slope=0.2, spectral_norm=spectral_norm)
 
     @property
@@ -300,7 +311,10 @@ class ShowerCritic(nn.Module):
             lit = (cells > 0).to(cells.dtype)
         e_layer = geo.layer_sums(cells)  # (n, L)
         per_cell_layer = e_layer[:, geo.layer]
-        log_shape = torch.log(cells + t) - torch.log(per_cell_layer + t)
+        # an empty cell is told by its lit flag; its energy feature sits at the lit cells' mean:
+        # were it log(t / E_l), the far-off empty value would set the feature's spread, and a
+        # lit cell's energy being off by its own spread would barely show
+        log_shape = torch.where(lit > 0.5, torch.log(cells + t) - torch.log(per_cell_layer + t), self.unlit_log_shape)
         shape = cells / (per_cell_layer + 1e-12)
         cx, cy = geo.layer_sums(shape * geo.x), geo.layer_sums(shape * geo.y)
         wx = torch.sqrt(torch.relu(geo.layer_sums(shape * geo.x**2) - cx**2) + 1e-6)
@@ -321,14 +335,22 @@ class ShowerCritic(nn.Module):
     def fit_standardisation(self, cells: np.ndarray, energy: np.ndarray, min_std: float = 1e-2) -> None:
         """Mean and spread of every feature on real showers ((N, C) GeV, (N,) GeV); spreads floored at ``min_std``.
 
+        The per-cell log-energy features take their mean and spread over the showers where the
+        cell is lit (:func:`_lit_column_stats`), and that mean becomes :attr:`unlit_log_shape`.
         The floor keeps a feature that is constant in the data (an always-empty cell) from
         being magnified without bound.
         """
-        _check_init_data(np.asarray(cells), np.asarray(energy), self.geometry.n_cells)
+        cells, energy = np.asarray(cells), np.asarray(energy)
+        _check_init_data(cells, energy, self.geometry.n_cells)
         device = self.feature_mean.device
-        raw = self.raw_features(torch.as_tensor(np.asarray(cells), dtype=torch.float32, device=device), torch.as_tensor(np.asarray(energy), dtype=torch.float32, device=device))
-        self.feature_mean.copy_(raw.mean(dim=0))
-        self.feature_std.copy_(raw.std(dim=0).clamp_min(min_std))
+        raw = self.raw_features(torch.as_tensor(cells, dtype=torch.float32, device=device), torch.as_tensor(energy, dtype=torch.float32, device=device))
+        mean, std = raw.mean(dim=0), raw.std(dim=0)
+        n_cells = self.geometry.n_cells
+        lit_mean, lit_std = _lit_column_stats(raw[:, :n_cells].double().cpu().numpy(), cells > 0, self.geometry.layer.cpu().numpy(), 0.0)
+        mean[:n_cells], std[:n_cells] = torch.from_numpy(lit_mean), torch.from_numpy(lit_std)
+        self.unlit_log_shape.copy_(mean[:n_cells])
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std.clamp_min(min_std))
 
     def forward(self, cells: torch.Tensor, energy_gev: torch.Tensor, lit: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.features(cells, energy_gev, lit)).squeeze(1)
