@@ -74,6 +74,7 @@ def test_stochastic_occupancy_lights_each_cell_with_its_probability() -> None:
     assert g.noise_dim == 8 + 2 * CALOGAN.n_cells
     with torch.no_grad():
         g.occupancy_head.weight.zero_()  # the same log-odds for every shower: those of the buffer
+        g.occupancy_layer_head.weight.zero_()
         g.occupancy_logit.copy_(torch.linspace(-3.0, 3.0, CALOGAN.n_cells))
     n = 4000
     cells = g(torch.randn(n, g.noise_dim, generator=torch.Generator().manual_seed(5)), torch.full((n,), 20.0)).detach()
@@ -382,6 +383,48 @@ def test_resume_refuses_changed_model_or_data_settings(tmp_path: Path) -> None:
     changed = ShowerGANConfig.model_validate({**raw, "model": {**TINY, "threshold_quantile": 0.01}})
     with pytest.raises(ConfigError, match="model.threshold_quantile"):
         train_showers(path, changed, tmp_path / "run", resume=True, log=lambda m: None)
+
+
+def test_a_stochastic_model_file_from_before_the_layer_offsets_loads_without_them(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from gansim.models.showergan_model import ShowerGANModel
+
+    settings = ShowerGANSettings(**TINY, occupancy="stochastic", occupancy_layer_offsets=False)
+    torch.manual_seed(2)
+    g = build_generator(settings, SMALL_CYL, (2.0, 50.0), 0.05)
+    assert not hasattr(g, "occupancy_layer_head")
+    path = save_showergan(tmp_path / "m", g, settings, SMALL_CYL)
+    manifest = read_manifest(path)
+    old = {**manifest, "architecture": {k: v for k, v in manifest["architecture"].items() if k != "occupancy_layer_offsets"}}
+    model = ShowerGANModel.from_model_dir(old, load_file(str(Path(path) / "weights.safetensors")), torch.device("cpu"), source="old")
+    assert model.generator.occupancy == "stochastic" and not model.generator.occupancy_layer_offsets
+    np.testing.assert_array_equal(model.sample(5, seed=1).layers[0], load_model(path, "cpu").sample(5, seed=1).layers[0])
+
+
+def test_layer_offsets_spread_a_layers_lit_fraction_over_showers_as_the_data_does() -> None:
+    """With the per-cell heads silenced, the shared offset alone moves whole layers: the lit fraction's spread follows the layer std."""
+    g = _stochastic_generator()
+    with torch.no_grad():
+        g.occupancy_head.weight.zero_()
+        g.occupancy_layer_head.weight.zero_()
+        g.occupancy_logit.zero_()  # p = 1/2 for every cell
+        g.occupancy_layer_std.copy_(torch.tensor([0.0, 2.0, 0.0]))
+        g.occupancy_layer_head.weight[1, 0] = 1.0  # layer 1's offset = 2 * h_0 (h: the body's output)
+    n = 2000
+    z = torch.randn(n, g.noise_dim, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        cells = g(z, torch.full((n,), 20.0))
+        offset = 2.0 * g.body(z[:, :8], log_energy_condition(torch.full((n,), 20.0), (1.0, 100.0)))[:, 0]
+    lit_fraction = g.geometry.layer_sums((cells > 0).to(cells.dtype)) / g.geometry.cells_per_layer
+    # layers 0 and 2: binomial(n_cells, 1/2) over cells only; layer 1 follows sigmoid(offset) shower by shower
+    for layer in (0, 2):
+        cells_in_layer = float(g.geometry.cells_per_layer[layer])
+        assert float(lit_fraction[:, layer].std()) == pytest.approx(0.5 / math.sqrt(cells_in_layer), rel=0.1)
+    expected = torch.sigmoid(offset)
+    residual = lit_fraction[:, 1] - expected
+    assert float(residual.abs().max()) < 6 * 0.5 / math.sqrt(float(g.geometry.cells_per_layer[1]))
+    assert float(torch.corrcoef(torch.stack([lit_fraction[:, 1], expected]))[0, 1]) > 0.9
 
 
 def test_a_model_file_from_before_stochastic_occupancy_loads_as_threshold_only(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def unflatten_showers(cells: np.ndarray, geometry: CartesianGeometry | Cylindric
 def build_generator(settings: ShowerGANSettings, geometry: CartesianGeometry | CylindricalGeometry, energy_range_gev: tuple[float, float], threshold_mev: float) -> ShowerGenerator:
     """A fresh generator for ``geometry`` (weights as initialised)."""
     return ShowerGenerator(cell_table(geometry), settings.latent_dim, settings.g_width, settings.g_depth, energy_range_gev, threshold_mev * GEV_PER_MEV,
-                           settings.occupancy, settings.occupancy_temperature)
+                           settings.occupancy, settings.occupancy_temperature, settings.occupancy_layer_offsets)
 
 
 def save_showergan(
@@ -95,8 +95,11 @@ class ShowerGANModel:
     @classmethod
     def from_model_dir(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], device: torch.device, source: str = "model") -> ShowerGANModel:
         settings = architecture_settings(manifest, ShowerGANSettings, source, "shower GAN")
-        if isinstance(manifest.get("architecture"), dict) and "occupancy" not in manifest["architecture"]:
+        architecture = manifest.get("architecture")
+        if isinstance(architecture, dict) and "occupancy" not in architecture:
             settings = settings.model_copy(update={"occupancy": "threshold"})  # files from before stochastic occupancy
+        elif isinstance(architecture, dict) and "occupancy_layer_offsets" not in architecture:
+            settings = settings.model_copy(update={"occupancy_layer_offsets": False})  # files from before the per-layer offsets
         try:
             geometry = geometry_from_spec(manifest["geometry"], source=f"{source}: manifest 'geometry'")
             energy_range = tuple(float(v) for v in manifest["energy_range_gev"])

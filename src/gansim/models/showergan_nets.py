@@ -15,8 +15,9 @@ cells are ``E * r * f_l * s_c``, so the layer energies and the total are those o
 exactly, less the energy of the faint cells the threshold removes.
 
 With **stochastic occupancy** (the default of :class:`gansim.models.showergan.ShowerGANSettings`)
-a fourth head gives each cell's log-odds of being lit, and one noise column per cell draws it lit
-or not (a Bernoulli draw through logistic noise); the shape softmax shares the layer's energy
+a fourth head gives each cell's log-odds of being lit (plus, by default, one offset per layer
+shared by its cells, in units of the data's spread of the layer's log-odds of lit cells), and one
+noise column per cell draws it lit or not (a Bernoulli draw through logistic noise); the shape softmax shares the layer's energy
 among the lit cells only; a fifth head gives each cell's own log-normal fluctuation around the
 shower's smooth shape (a second noise column per cell). Real showers are sparse by chance (a
 cell is lit when a shower's spots land in it), which a smooth function of one latent vector
@@ -37,8 +38,9 @@ a cell still learns where it should go.
 differentiable physics features rather than raw MeV, each standardised with the training data's
 mean and spread (:meth:`ShowerCritic.fit_standardisation`):
 
-- per cell ``log(e_c + t) - log(E_l + t)`` (the log of the normalised cell energy, floored at the
-  threshold ``t`` so an empty cell and one just above threshold differ by about log 2);
+- per lit cell ``log(e_c + t) - log(E_l + t)`` (the log of the normalised cell energy), standardised
+  over the showers where the cell is lit; an empty cell reads the lit mean (0 once standardised),
+  its state being in the next feature;
 - per cell whether it is lit (for generated showers with the generator's straight-through
   gradient of the occupancy draw);
 - per layer ``log((E_l + t)/E)``, centres of energy in x and y, widths in x and y (mm, from the
@@ -156,13 +158,14 @@ class ShowerGenerator(nn.Module):
     """
 
     def __init__(self, cells: CellTable, latent_dim: int, width: int, depth: int, energy_range_gev: tuple[float, float], threshold_gev: float,
-                 occupancy: str = "threshold", occupancy_temperature: float = 0.5) -> None:
+                 occupancy: str = "threshold", occupancy_temperature: float = 0.5, occupancy_layer_offsets: bool = True) -> None:
         super().__init__()
         if occupancy not in OCCUPANCY_MODES:
             raise ConfigError(f"occupancy {occupancy!r}: expected one of {', '.join(OCCUPANCY_MODES)}")
         self.geometry = _CellGeometry(cells)
         self.latent_dim, self.energy_range_gev, self.threshold_gev = latent_dim, tuple(energy_range_gev), float(threshold_gev)
         self.occupancy, self.occupancy_temperature = occupancy, float(occupancy_temperature)
+        self.occupancy_layer_offsets = occupancy == "stochastic" and bool(occupancy_layer_offsets)
         self.body = FiLMMLP(latent_dim, 1, width, depth)
         self.response_head = nn.Linear(width, 1)
         self.fraction_head = nn.Linear(width, cells.n_layers)
@@ -174,6 +177,14 @@ class ShowerGenerator(nn.Module):
             heads += [self.occupancy_head, self.spread_head]
             # the data's log-odds of each cell being lit (set by init_from_data)
             self.register_buffer("occupancy_logit", torch.zeros(cells.n_cells))
+        if self.occupancy_layer_offsets:
+            # one log-odds offset per layer, shared by its cells: how busy this shower is in the layer.
+            # Per-cell heads alone start with nearly independent draws, so a layer's lit fraction
+            # hardly varies between showers; the data's varies by energy and by chance.
+            self.occupancy_layer_head = nn.Linear(width, cells.n_layers)
+            heads.append(self.occupancy_layer_head)
+            # the spread over showers of each layer's log-odds of its lit fraction (set by init_from_data)
+            self.register_buffer("occupancy_layer_std", torch.ones(cells.n_layers))
         for head in heads:
             # outputs about as spread as the data's from the start (the units are the data's spreads);
             # a 0.3 start left the showers under-dispersed: mean SP 0.128 against 0.104 after 300k showers
@@ -218,6 +229,11 @@ class ShowerGenerator(nn.Module):
             # clipped so that a cell never lit in these showers can still learn to light
             lit = np.clip((cells[ok] > 0).mean(axis=0), OCCUPANCY_CLIP, 1.0 - OCCUPANCY_CLIP)
             self.occupancy_logit.copy_(torch.from_numpy(np.log(lit) - np.log1p(-lit)).float())
+            if self.occupancy_layer_offsets:
+                layer_lit = ((cells[ok] > 0) @ self.geometry.one_hot.cpu().numpy()) / self.geometry.cells_per_layer.cpu().numpy()
+                layer_lit = np.clip(layer_lit, OCCUPANCY_CLIP, 1.0 - OCCUPANCY_CLIP)
+                layer_log_odds = np.log(layer_lit) - np.log1p(-layer_lit)
+                self.occupancy_layer_std.copy_(torch.from_numpy(np.maximum(layer_log_odds.std(axis=0), min_std)).float())
         else:
             log_shape = np.log(shapes[ok] + 1e-9)
             shape_mean, shape_std = log_shape.mean(axis=0), log_shape.std(axis=0)
@@ -248,7 +264,10 @@ class ShowerGenerator(nn.Module):
             # a lit cell's energy fluctuates on its own around the shower's smooth shape (spots land
             # by chance), by a learnt share of the data's spread: softplus(-2) = 0.13 at first
             shape_units = shape_units + nn.functional.softplus(self.spread_head(h) - 2.0) * spread_noise
-            drawn = self._lit_cells(self.occupancy_logit + self.occupancy_head(h), lit_noise)
+            log_odds = self.occupancy_logit + self.occupancy_head(h)
+            if self.occupancy_layer_offsets:
+                log_odds = log_odds + (self.occupancy_layer_std * self.occupancy_layer_head(h))[:, self.geometry.layer]
+            drawn = self._lit_cells(log_odds, lit_noise)
         shape_logits = self.shape_mean + self.shape_std * shape_units
         weights = None if drawn is None else drawn.detach()  # the energies teach the shapes, never the draw
         shapes = segment_softmax(shape_logits, self.geometry.layer, self.geometry.n_layers, weights=weights)  # (n, C)
