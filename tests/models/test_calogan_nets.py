@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from gansim.models.calogan_nets import CARRY_OVER_BIAS, CaloGANDiscriminator, CaloGANGenerator, _Inpainting
-from gansim.nn.keras_compat import KERAS_LEAKY_SLOPE, SamePadding, keras_batch_norm
+from gansim.nn.keras_compat import KERAS_LEAKY_SLOPE, SameConv, SamePadding, keras_batch_norm
 from gansim.nn.minibatch import MinibatchDiscrimination
 
 
@@ -78,6 +78,25 @@ def test_keras_behaviours() -> None:
     assert padded.shape == (1, 1, 4, 4)
     torch.testing.assert_close(padded[..., :3, :3], x)
     assert float(padded[..., 3, :].abs().sum()) == 0 and float(padded[..., :, 3].abs().sum()) == 0
+
+
+@pytest.mark.parametrize(("dims", "kernel", "size"), [(1, 2, (7,)), (2, (2, 2), (5, 9)), (2, (3, 2), (4, 6)), (3, (2, 3, 4), (3, 5, 6))])
+def test_same_conv_is_padding_then_convolution(dims: int, kernel: int | tuple[int, ...], size: tuple[int, ...]) -> None:
+    """SameConv (symmetric padding and a crop) gives SamePadding + conv's numbers and gradients, with its parameter keys."""
+    torch.manual_seed(dims)
+    conv = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[dims](3, 4, kernel)
+    fused = SameConv(conv)
+    assert set(fused.state_dict()) == {"1.weight", "1.bias"}
+    x = torch.randn(2, 3, *size, requires_grad=True)
+    reference = conv(SamePadding(conv.kernel_size)(x))
+    out = fused(x)
+    assert out.shape == (2, 4, *size)
+    torch.testing.assert_close(out, reference)
+    (g_ref,) = torch.autograd.grad(reference.square().sum(), x)
+    (g_out,) = torch.autograd.grad(out.square().sum(), x)
+    torch.testing.assert_close(g_out, g_ref)
+    with pytest.raises(ValueError, match="stride 1"):
+        SameConv(torch.nn.Conv2d(3, 4, 2, stride=2))
 
 
 def test_minibatch_discrimination_by_hand() -> None:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from gansim.io.calo_geometry import CALOGAN, CartesianGeometry
-from gansim.nn.keras_compat import KERAS_LEAKY_SLOPE, SamePadding, glorot_uniform_, he_uniform_, keras_batch_norm
+from gansim.nn.keras_compat import KERAS_LEAKY_SLOPE, SameConv, glorot_uniform_, he_uniform_, keras_batch_norm
 from gansim.nn.locally_connected import LocallyConnected
 from gansim.nn.minibatch import MinibatchDiscrimination
 
@@ -51,7 +51,7 @@ def _dense(in_features: int, out_features: int) -> nn.Linear:
     return layer
 
 
-def _conv_same(in_channels: int, out_channels: int, init: str) -> nn.Sequential:
+def _conv_same(in_channels: int, out_channels: int, init: str) -> SameConv:
     conv = nn.Conv2d(in_channels, out_channels, 2)
     fan_in, fan_out = in_channels * 4, out_channels * 4
     if init == "he_uniform":
@@ -59,7 +59,7 @@ def _conv_same(in_channels: int, out_channels: int, init: str) -> nn.Sequential:
     else:
         glorot_uniform_(conv.weight, fan_in=fan_in, fan_out=fan_out)
     nn.init.zeros_(conv.bias)
-    return nn.Sequential(SamePadding((2, 2)), conv)
+    return SameConv(conv)
 
 
 class _GeneratorStream(nn.Module):

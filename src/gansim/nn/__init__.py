@@ -1,9 +1,9 @@
 """Network building blocks written once and shared by every family."""
 
 from gansim.nn.film import FiLMMLP
-from gansim.nn.keras_compat import KERAS_LEAKY_SLOPE, SamePadding, keras_batch_norm
+from gansim.nn.keras_compat import KERAS_LEAKY_SLOPE, SameConv, SamePadding, keras_batch_norm
 from gansim.nn.locally_connected import LocallyConnected
 from gansim.nn.minibatch import MinibatchDiscrimination
 from gansim.nn.mlp import ACTIVATIONS, MLP, activation_layer
 
-__all__ = ["MLP", "FiLMMLP", "activation_layer", "ACTIVATIONS", "LocallyConnected", "MinibatchDiscrimination", "SamePadding", "keras_batch_norm", "KERAS_LEAKY_SLOPE"]
+__all__ = ["MLP", "FiLMMLP", "activation_layer", "ACTIVATIONS", "LocallyConnected", "MinibatchDiscrimination", "SamePadding", "SameConv", "keras_batch_norm", "KERAS_LEAKY_SLOPE"]
