@@ -87,12 +87,15 @@ def detect_family(data: Path) -> str:
         return "phsp"
     except GansimError:
         pass
-    raise GansimError(f"{data}: cannot tell which family this data is for (phase-space files end in .root, .npy, .npz, .mcpl, .IAEAphsp); pass --family")
+    raise GansimError(
+        f"{data}: cannot tell which family this data is for (phase-space files end in .root, .npy, .npz, .mcpl, .IAEAphsp; "
+        "shower files are CaloGAN or CaloChallenge HDF5, .h5); pass --family"
+    )
 
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Argument(help="training data (phase space: .root, .npy, .npz, .mcpl, .IAEAphsp)")],
+    data: Annotated[Path, typer.Argument(help="training data: a phase space (.root, .npy, .npz, .mcpl, .IAEAphsp) or showers (CaloGAN or CaloChallenge HDF5, .h5; dataset 1 with --set data.binning_xml=FILE)")],
     config: Annotated[Optional[Path], typer.Argument(help="JSON config (gansim's); omitted: defaults")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="run directory")] = Path("run"),
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in OUTPUT from its latest checkpoint")] = False,
@@ -185,9 +188,28 @@ def _train_showers(
         if value is not None:
             overrides.setdefault("train", {})[key] = value
     cfg = parse_config(config_class, _merge(_merge(raw, overrides), _parse_set(set_)), source=str(config) if config else "config")
+    _check_binning_given(data, cfg.data.binning_xml, cfg.data.particle, "--set data.binning_xml=FILE", "--set data.particle=photon|pion")
     model_dir = train_showers(data, cfg, output, resume=resume, force=force, log=lambda m: console.print(m, highlight=False, markup=False))
     if _is_main_process():
         out.print(f"model written to {model_dir}", highlight=False, markup=False)
+
+
+def _check_binning_given(data: Path, binning_xml: object, particle: object, xml_usage: str, particle_usage: str) -> None:
+    """A CaloChallenge dataset-1 file read without its binning XML: say which option gives it.
+
+    The library's own message names its keyword (``geometry=read_binning_xml(...)``), which is
+    no help on the command line; this runs before the data is read. ``xml_usage`` and
+    ``particle_usage`` show the options, e.g. ``--binning-xml FILE``.
+    """
+    from gansim.io.calo import binning_xml_needed
+
+    if binning_xml is not None:
+        return
+    if particle is not None:
+        raise GansimError(f"particle {particle!r} chooses a binning in a binning XML; give {xml_usage} too")
+    reason = binning_xml_needed(data)
+    if reason is not None:
+        raise GansimError(f"{reason}; give its binning with {xml_usage} (and {particle_usage} when the XML holds several particles)")
 
 
 def _maybe_translate_gaga(raw: dict[str, Any], config: Path | None, data: Path) -> dict[str, Any]:
@@ -237,6 +259,14 @@ def _parse_conds(items: list[str]) -> dict[str, float]:
     return conds
 
 
+#: --batch-size of phase-space generation when not given
+PHSP_BATCH_SIZE = 100_000
+#: showers per forward pass when --batch-size is not given. The phase-space default (100,000)
+#: would be far too many: a forward pass holds the network's activations for every shower in it
+#: (the faithful CaloGAN's locally connected layers, the modern model's per-cell heads).
+SHOWER_BATCH_SIZE = 4096
+
+
 @app.command()
 def generate(
     model: Annotated[Path, typer.Argument(help="model directory (e.g. RUN/model)")],
@@ -245,7 +275,10 @@ def generate(
     cond: Annotated[list[str], typer.Option("--cond", help="condition KEY=VALUE (repeatable), the same for every particle")] = [],
     cond_file: Annotated[Optional[Path], typer.Option("--cond-file", help="phase space: a file whose columns named like the model's conditions give one condition row per particle; showers: a shower file (its incident energies) or energies in GeV (.npy/.txt/.csv)")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="same seed, same particles (whatever the batch size); default: a fresh random seed, printed")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="particles per forward pass (bounds memory)")] = 100_000,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help=(
+        "rows per forward pass. Phase space: particles made and written per batch, which bounds memory (default 100,000). "
+        "Showers (default 4,096): memory is bounded by chunks of about 2**26 values of latent noise and cells (256 MB of float32) "
+        "made and written at a time, so a forward pass holds at most one chunk's showers"))] = None,
     device: Annotated[str, typer.Option("--device")] = "auto",
     particle: Annotated[Optional[str], typer.Option("--particle", help="particle type for MCPL/IAEA output when the model has no PDGCode (gamma, e-, e+, neutron, proton or a PDG code)")] = None,
     drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="leave out columns the output format cannot store (MCPL, IAEA)")] = False,
@@ -265,12 +298,15 @@ def generate(
         from gansim.models.model_file import read_manifest
 
         if read_manifest(model).get("family") in SHOWER_FAMILIES:
-            _generate_showers(model, n, output or Path("generated.h5"), _parse_conds(cond), cond_file, seed, min(batch_size, 4096), device, force)
+            given = [name for name, used in (("--particle", particle is not None), ("--drop-unknown", drop_unknown), ("--with-conditions", with_conditions)) if used]
+            if given:
+                raise GansimError(f"{', '.join(given)}: phase-space output option(s); {model} is a shower model (its showers' energies are always written)")
+            _generate_showers(model, n, output or Path("generated.h5"), _parse_conds(cond), cond_file, seed, batch_size, device, force)
             return
         output = output or Path("generated.npy")
         writer_options = {k: v for k, v in (("particle", _particle_arg(particle)), ("drop_unknown", drop_unknown or None)) if v is not None}
         written = generate_to_file(
-            model, output, n=n, cond=_parse_conds(cond), cond_file=cond_file, seed=seed, batch_size=batch_size, device=device, force=force,
+            model, output, n=n, cond=_parse_conds(cond), cond_file=cond_file, seed=seed, batch_size=PHSP_BATCH_SIZE if batch_size is None else batch_size, device=device, force=force,
             writer_options=writer_options, keep_conditions=with_conditions,
         )
         if _is_main_process():
@@ -285,21 +321,44 @@ def _shower_energies(path: Path) -> np.ndarray:
     if path.suffix.lower() in (".h5", ".hdf5"):
         from gansim.io.calo import read_shower_energies
 
-        return read_shower_energies(path)  # the energies only: a large shower file is never loaded whole
+        try:
+            return read_shower_energies(path)  # the energies only: a large shower file is never loaded whole
+        except GansimError as err:
+            raise GansimError(f"--cond-file {err}") from None
     try:
         values = np.load(path, allow_pickle=False) if path.suffix.lower() == ".npy" else np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None, ndmin=1)
     except (OSError, ValueError) as err:
         raise GansimError(f"{path}: --cond-file for showers: expected a shower file (.h5) or energies in GeV (.npy, .txt, .csv; one per line) ({err})") from err
     values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or not len(values) or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise GansimError(f"{path}: --cond-file for showers: expected one column of finite energies > 0 (GeV), found shape {values.shape}")
+    if values.ndim != 1 or not len(values):
+        raise GansimError(f"{path}: --cond-file for showers: expected one column of energies in GeV (one per line), found shape {values.shape}")
+    bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+    if bad.size:
+        raise GansimError(
+            f"{path}: --cond-file for showers: energy {values[bad[0]]:g} at row {int(bad[0])} (rows counted from 0; "
+            f"{bad.size} bad value(s)); expected finite energies > 0 GeV"
+        )
     return values * 1000.0
 
 
-def _generate_showers(model: Path, n: int | None, output: Path, cond: dict[str, float], cond_file: Path | None, seed: int, batch_size: int, device: str, force: bool) -> None:
-    """Showers in the model's layout (CaloGAN or CaloChallenge HDF5); ``--cond energy=E`` (GeV) or ``--cond-file`` fixes the incident energies."""
+def _cond_energy_mev(cond: dict[str, float]) -> float | None:
+    """``--cond energy=E`` (GeV) in MeV, checked here so that a bad value is reported in the user's GeV, naming the option."""
+    if "energy" not in cond:
+        return None
+    energy = cond["energy"]
+    if not np.isfinite(energy) or energy <= 0:
+        raise GansimError(f"--cond energy={energy:g}: expected a finite energy > 0 GeV (the incident energy of the primary)")
+    return energy * 1000.0
+
+
+def _generate_showers(model: Path, n: int | None, output: Path, cond: dict[str, float], cond_file: Path | None, seed: int, batch_size: int | None, device: str, force: bool) -> None:
+    """Showers in the model's layout (CaloGAN or CaloChallenge HDF5); ``--cond energy=E`` (GeV) or ``--cond-file`` fixes the incident energies.
+
+    ``batch_size`` None: :data:`SHOWER_BATCH_SIZE`.
+    """
     from gansim.io.calo import write_shower_chunks
     from gansim.models import load_model
+    from gansim.models.shower_sampling import shower_chunk_rows
 
     if output.suffix.lower() not in (".h5", ".hdf5"):
         raise GansimError(f"{output}: showers are written as HDF5 (the model's layout); use a .h5 or .hdf5 name")
@@ -308,6 +367,7 @@ def _generate_showers(model: Path, n: int | None, output: Path, cond: dict[str, 
         raise GansimError(f"--cond {unknown}: a shower model takes only --cond energy=E (GeV)")
     if cond and cond_file is not None:
         raise GansimError("give --cond energy=E or --cond-file, not both")
+    energy_mev = _cond_energy_mev(cond)
     energies = _shower_energies(cond_file) if cond_file is not None else None
     if energies is not None:
         if n is not None and n != len(energies):
@@ -316,40 +376,69 @@ def _generate_showers(model: Path, n: int | None, output: Path, cond: dict[str, 
     if n is None:
         raise GansimError("give the number of showers with -n (or energies with --cond-file)")
     loaded = load_model(model, device=device)
-    # one block of showers at a time (about 2**26 cells: 256 MB of float32 whatever the layout); the seed
-    # fixes showers by index, so blocks give what one call would
-    step = max(1024, 2**26 // loaded.geometry.n_cells)
+    # one chunk of showers at a time (about 2**26 values of latent noise and cells: 256 MB of float32,
+    # whatever the layout and the model's noise width); the seed fixes showers by index, so chunks
+    # give what one call would
+    step = shower_chunk_rows(loaded.geometry.n_cells, loaded.noise_dim)
+    batch = SHOWER_BATCH_SIZE if batch_size is None else batch_size
+    if batch_size is not None and batch_size > step and n > step and _is_main_process():
+        console.print(
+            f"note: --batch-size {batch_size:,d}: a forward pass holds at most {step:,d} showers of this model "
+            f"(showers are made in chunks of about 2**26 values of latent noise and cells, {loaded.noise_dim + loaded.geometry.n_cells:,d} per shower)",
+            highlight=False, markup=False,
+        )
 
     def chunks() -> Any:
         for start in range(0, n, step):
             stop = min(n, start + step)
-            energy_mev = energies[start:stop] if energies is not None else (None if "energy" not in cond else cond["energy"] * 1000.0)
-            yield loaded.sample(stop - start, energy_mev, seed=seed, batch_size=batch_size, first=start)
+            yield loaded.sample(stop - start, energies[start:stop] if energies is not None else energy_mev, seed=seed, batch_size=batch, first=start)
 
     rows = write_shower_chunks(output, chunks(), force=force)
     out.print(f"{rows:,d} showers written to {output} (seed {seed})", highlight=False, markup=False)
 
 
+#: rows of each phase-space file ``compare`` uses when --max-rows is not given
+COMPARE_MAX_ROWS = 200_000
+#: quantile bins per condition column when --bins is not given
+COMPARE_BINS = 4
+
+
 @app.command()
 def compare(
-    reference: Annotated[Path, typer.Argument(help="reference phase space (e.g. the Monte Carlo file)")],
-    generated: Annotated[Path, typer.Argument(help="generated phase space")],
+    reference: Annotated[Path, typer.Argument(help="reference sample: a phase space (e.g. the Monte Carlo file) or showers (CaloGAN or CaloChallenge HDF5, .h5)")],
+    generated: Annotated[Path, typer.Argument(help="generated sample, of the same kind (phase space, or showers in the same layout)")],
     output: Annotated[Path, typer.Option("-o", "--output", help="report directory (report.html, metrics.json)")] = Path("report"),
-    keys: Annotated[Optional[str], typer.Option("--keys", help="columns to compare, comma separated (default: those both files have)")] = None,
-    cond: Annotated[Optional[str], typer.Option("--cond", help="condition columns: metrics are also given per condition bin")] = None,
-    bins: Annotated[int, typer.Option("--bins", min=1, help="quantile bins per condition column")] = 4,
-    max_rows: Annotated[int, typer.Option("--max-rows", min=100, help="rows of each file used (deterministic subsample above)")] = 200_000,
-    model: Annotated[Optional[Path], typer.Option("--model", help="model directory: its manifest and training curve go into the report")] = None,
+    keys: Annotated[Optional[str], typer.Option("--keys", help="phase space: columns to compare, comma separated (default: those both files have)")] = None,
+    cond: Annotated[Optional[str], typer.Option("--cond", help="phase space: condition columns; metrics are also given per condition bin")] = None,
+    bins: Annotated[Optional[int], typer.Option("--bins", min=1, help=f"phase space: quantile bins per condition column (default {COMPARE_BINS})")] = None,
+    max_rows: Annotated[Optional[int], typer.Option("--max-rows", min=100, help=(
+        f"phase space: rows of each file used (default {COMPARE_MAX_ROWS:,d}; a deterministic subsample above); "
+        "showers: only the first N showers of each file are read (default: all)"))] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="phase space: model directory, its manifest and training curve go into the report")] = None,
+    binning_xml: Annotated[Optional[Path], typer.Option("--binning-xml", help="showers: the binning XML of CaloChallenge dataset-1 files (e.g. binning_dataset_1_photons.xml)")] = None,
+    particle: Annotated[Optional[str], typer.Option("--particle", help="showers, with --binning-xml: whose binning (photon, pion or a PDG id) when the XML holds several particles")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing report")] = False,
 ) -> None:
-    """Compare a generated sample with a reference (phase spaces, or CaloGAN showers): distances, classifier AUC, HTML report."""
+    """Compare a generated sample with a reference (phase spaces, or CaloGAN / CaloChallenge showers): distances, classifier AUC, HTML report."""
     try:
         from gansim.metrics.evaluate import compare_tables, print_metrics, write_evaluation
 
-        if reference.suffix.lower() in (".h5", ".hdf5"):
-            _compare_showers(reference, generated, output, seed, force)
+        if any(path.suffix.lower() in (".h5", ".hdf5") for path in (reference, generated)):
+            phsp_only = {"--keys": keys, "--cond": cond, "--bins": bins, "--model": model}
+            given = [name for name, value in phsp_only.items() if value is not None]
+            if given:
+                # the shower comparison has fixed variables and no model section: these would do nothing
+                raise GansimError(
+                    f"{', '.join(given)}: phase-space option(s), but {reference} and {generated} are compared as shower files "
+                    "(.h5); for showers give -o, --max-rows, --seed, --force, --binning-xml, --particle"
+                )
+            _compare_showers(reference, generated, output, seed, force, max_rows, binning_xml, particle)
             return
+        if binning_xml is not None or particle is not None:
+            raise GansimError(f"--binning-xml and --particle apply to shower files (CaloChallenge dataset 1), not to the phase spaces {reference} and {generated}")
+        max_rows = COMPARE_MAX_ROWS if max_rows is None else max_rows
+        bins = COMPARE_BINS if bins is None else bins
 
         cond_keys = [c.strip() for c in cond.split(",")] if cond else []
         cols = [c.strip() for c in keys.split(",")] + cond_keys if keys else None
@@ -371,14 +460,21 @@ def compare(
         _fail(err)
 
 
-def _compare_showers(reference: Path, generated: Path, output: Path, seed: int, force: bool) -> None:
-    """Shower files: shape variables, separation power, classifier test, FPD/KPD, response; report.html."""
-    from gansim.io.calo import read_showers
+def _compare_showers(
+    reference: Path, generated: Path, output: Path, seed: int, force: bool, max_rows: int | None, binning_xml: Path | None, particle: str | None,
+) -> None:
+    """Shower files: shape variables, separation power, classifier test, FPD/KPD, response; report.html.
+
+    ``max_rows``: only the first showers of each file (sliced in the file); ``binning_xml`` and
+    ``particle``: the binning of CaloChallenge dataset-1 files, applied to both.
+    """
     from gansim.metrics.calo_report import compare_showers, write_shower_report
 
     if (output / "report.html").exists() and not force:
         raise GansimError(f"{output / 'report.html'}: already exists; pass --force to overwrite it")
-    metrics, plots = compare_showers(read_showers(reference), read_showers(generated), seed=seed)
+    geometry = _binning_from_xml(binning_xml, particle) if binning_xml is not None else None
+    ref, gen = (_read_shower_file(path, geometry, particle, max_rows) for path in (reference, generated))
+    metrics, plots = compare_showers(ref, gen, seed=seed)
     report = write_shower_report(output, metrics, plots, title=f"gansim compare: {generated} vs {reference}", force=True)
     worst = max(metrics["variables"].items(), key=lambda kv: kv[1]["separation_power"])
     aucs = "".join(
@@ -391,6 +487,27 @@ def _compare_showers(reference: Path, generated: Path, output: Path, seed: int, 
         highlight=False, markup=False,
     )
     out.print(f"report: {report}", highlight=False, markup=False)
+
+
+def _binning_from_xml(xml: Path, particle: str | None) -> Any:
+    """``--binning-xml`` (and ``--particle``) as a geometry, read once for both files."""
+    from gansim.io.calo import read_binning_xml
+
+    try:
+        return read_binning_xml(xml, particle)
+    except GansimError as err:
+        # the library's hint names its keyword (particle=); here the choice is an option
+        raise GansimError(f"--binning-xml {str(err).replace('choose one with particle=', 'choose one with --particle')}") from None
+
+
+def _read_shower_file(path: Path, geometry: Any, particle: str | None, max_rows: int | None) -> Any:
+    """One file of ``compare``, checked first for what the command line must supply (a DS1 binning)."""
+    from gansim.io.calo import detect_shower_layout, read_showers
+
+    _check_binning_given(path, geometry, particle, "--binning-xml FILE", "--particle photon|pion")
+    if geometry is not None and detect_shower_layout(path) == "calogan":
+        raise GansimError(f"{path}: is a CaloGAN file; --binning-xml applies to CaloChallenge dataset-1 files")
+    return read_showers(path, geometry=geometry, max_rows=max_rows)
 
 
 def _read_sample(path: Path, columns: list[str] | None, target: int, seed: int) -> dict[str, np.ndarray]:

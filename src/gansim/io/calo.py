@@ -52,6 +52,7 @@ from gansim.units import GeV, MeV
 
 __all__ = [
     "ShowerData",
+    "binning_xml_needed",
     "detect_shower_layout",
     "find_duplicate_showers",
     "write_shower_chunks",
@@ -236,8 +237,11 @@ def _check_rows(path: PathLike, datasets: dict[str, Any]) -> int:
     return n
 
 
-def _check_values(chunk: np.ndarray, start: int, where: str, name: str, *, positive: bool) -> None:
-    """Raise for NaN/Inf or negative (or, with ``positive``, non-positive) values; rows counted from ``start``."""
+def _check_values(chunk: np.ndarray, start: int, where: str, name: str, *, positive: bool, unit: str = "MeV") -> None:
+    """Raise for NaN/Inf or negative (or, with ``positive``, non-positive) values; rows counted from ``start``.
+
+    ``unit`` is the values' unit as the message shows it (the file's: a CaloGAN ``energy`` is GeV).
+    """
     flat = chunk.reshape(chunk.shape[0], -1)
     bad = ~np.isfinite(flat)
     if bad.any():
@@ -247,14 +251,14 @@ def _check_values(chunk: np.ndarray, start: int, where: str, name: str, *, posit
     if neg.any():
         rows = np.flatnonzero(neg.any(axis=1))
         what = "non-positive" if positive else "negative"
-        need = "> 0 MeV" if positive else ">= 0 MeV (deposits may be exactly 0)"
+        need = f"> 0 {unit}" if positive else f">= 0 {unit} (deposits may be exactly 0)"
         raise DataError(
             f"{where}: {name}: {what} energy {float(flat[neg].min()):.6g} at row {start + int(rows[0])} "
             f"(first bad row; {int(neg.sum())} bad values in this block); expected {need}"
         )
 
 
-def _read_checked(ds: Any, n: int, dtype: np.dtype, path: PathLike, name: str, *, positive: bool = False) -> np.ndarray:
+def _read_checked(ds: Any, n: int, dtype: np.dtype, path: PathLike, name: str, *, positive: bool = False, unit: str = "MeV") -> np.ndarray:
     """Read the first ``n`` rows of ``ds`` as ``dtype``, chunk by chunk (h5py slicing: no full load), checking values."""
     out = np.empty((n, *ds.shape[1:]), dtype=dtype)
     step = _chunk_rows(ds.shape[1:])
@@ -262,14 +266,14 @@ def _read_checked(ds: Any, n: int, dtype: np.dtype, path: PathLike, name: str, *
         stop = min(n, start + step)
         chunk = ds[start:stop]
         # check in the file's precision, before a cast could turn a huge float64 into inf
-        _check_values(np.asarray(chunk), start, str(path), name, positive=positive)
+        _check_values(np.asarray(chunk), start, str(path), name, positive=positive, unit=unit)
         out[start:stop] = chunk
     return out
 
 
-def _read_energy(ds: Any, n: int, path: PathLike, name: str) -> np.ndarray:
-    """(n,) float64 incident energies in the file's unit, checked finite and > 0."""
-    return _read_checked(ds, n, np.dtype(np.float64), path, name, positive=True).reshape(n)
+def _read_energy(ds: Any, n: int, path: PathLike, name: str, unit: str) -> np.ndarray:
+    """(n,) float64 incident energies in the file's unit (``unit``, for the messages), checked finite and > 0."""
+    return _read_checked(ds, n, np.dtype(np.float64), path, name, positive=True, unit=unit).reshape(n)
 
 
 def _rows_to_read(n_file: int, max_rows: int | None) -> int:
@@ -362,7 +366,7 @@ def read_calogan(path: PathLike, *, max_rows: int | None = None, dtype: Any = np
             datasets[_CALOGAN_OVERFLOW] = overflow_ds
         n = _rows_to_read(_check_rows(path, datasets), max_rows)
 
-        energy_gev = _read_energy(e_ds, n, path, _CALOGAN_ENERGY)
+        energy_gev = _read_energy(e_ds, n, path, _CALOGAN_ENERGY, "GeV")
         _check_calogan_energy_unit(energy_gev, path)
         layers = [_read_checked(datasets[layer.name], n, dt, path, layer.name) for layer in CALOGAN.layers]
         overflow = None
@@ -493,14 +497,54 @@ def _resolve_geometry(geometry: CylindricalGeometry | str | None, f: Any, path: 
     for known in (CALOCHALLENGE_DS2, CALOCHALLENGE_DS3):
         if n_voxels == known.n_cells:
             return known
+    reason, xml = _unknown_binning(path, n_voxels)
+    raise ConfigError(f"{reason}; give its geometry from the binning XML: geometry=read_binning_xml('{xml}')")
+
+
+def _unknown_binning(path: PathLike, n_voxels: int) -> tuple[str, str]:
+    """(why the file's binning is unknown, the XML that holds it) for a CaloChallenge file that records none.
+
+    One phrase for the library's message and the command line's (each ends it with its own way of
+    giving the XML).
+    """
     ds1 = _DS1_VOXELS.get(n_voxels)
     hint = f" (CaloChallenge dataset 1, {ds1}s)" if ds1 else ""
     xml = f"binning_dataset_1_{ds1}s.xml" if ds1 else "its binning XML"
-    raise ConfigError(
-        f"{path}: {_CC_SHOWERS} has {n_voxels} voxels{hint}, neither dataset 2 ({CALOCHALLENGE_DS2.n_cells}) nor 3 "
-        f"({CALOCHALLENGE_DS3.n_cells}); give its geometry from the binning XML: "
-        f"geometry=read_binning_xml('{xml}')"
+    reason = (
+        f"{path}: {_CC_SHOWERS} has {n_voxels} voxels{hint}, neither dataset 2 ({CALOCHALLENGE_DS2.n_cells}) "
+        f"nor 3 ({CALOCHALLENGE_DS3.n_cells}), and the file records no binning"
     )
+    return reason, xml
+
+
+def binning_xml_needed(path: PathLike) -> str | None:
+    """Why reading a shower file needs a binning XML, or None when the file alone tells its binning.
+
+    CaloGAN files, CaloChallenge datasets 2 and 3 and files that record their binning (gansim
+    writes it) need none; a CaloChallenge file with any other voxel count (dataset 1 as published)
+    does. Callers check this before reading, to say how *they* take the XML (a keyword, a
+    command-line option); files that are not shower files, or are malformed, give None here and
+    the reader's own error later.
+
+    Returns:
+        e.g. ``"ds1.h5: showers has 368 voxels (CaloChallenge dataset 1, photons), neither dataset 2
+        (6480) nor 3 (40500), and the file records no binning (it is in binning_dataset_1_photons.xml)"``.
+
+    Raises:
+        DataError: the file does not exist.
+    """
+    layout = detect_shower_layout(path)
+    if layout is None or layout == "calogan":
+        return None
+    with _open_h5(path) as f:
+        shape = getattr(f[_CC_SHOWERS], "shape", ())
+        if _stored_binning(f) is not None or len(shape) != 2:
+            return None
+        n_voxels = int(shape[1])
+    if n_voxels in (CALOCHALLENGE_DS2.n_cells, CALOCHALLENGE_DS3.n_cells):
+        return None
+    reason, xml = _unknown_binning(path, n_voxels)
+    return f"{reason} (it is in {xml})" if n_voxels in _DS1_VOXELS else reason
 
 
 def read_calochallenge(
@@ -539,7 +583,7 @@ def read_calochallenge(
         geom = _resolve_geometry(geometry, f, path, int(s_ds.shape[1]))
         _check_shape(path, _CC_SHOWERS, s_ds, ("N", geom.n_cells))
         n = _rows_to_read(_check_rows(path, {_CC_ENERGY: e_ds, _CC_SHOWERS: s_ds}), max_rows)
-        energy = _read_energy(e_ds, n, path, _CC_ENERGY)
+        energy = _read_energy(e_ds, n, path, _CC_ENERGY, "MeV")
         median = float(np.median(energy))
         if median < _CC_MEDIAN_MIN_MEV:
             warnings.warn(
@@ -699,7 +743,7 @@ def read_shower_energies(path: PathLike, *, max_rows: int | None = None) -> np.n
     with _open_h5(path) as f:
         ds = _dataset(f, path, name, "CaloGAN" if layout == "calogan" else "CaloChallenge")
         _check_energy_shape(path, name, ds)
-        energy = _read_energy(ds, _rows_to_read(int(ds.shape[0]), max_rows), path, name)
+        energy = _read_energy(ds, _rows_to_read(int(ds.shape[0]), max_rows), path, name, "GeV" if layout == "calogan" else "MeV")
     if layout == "calogan":
         _check_calogan_energy_unit(energy, path)
         return energy * GeV

@@ -64,6 +64,11 @@ class CaloGANModel:
         load_network_tensors(generator, tensors, "generator", source)
         return cls(generator, settings, manifest, device)
 
+    @property
+    def noise_dim(self) -> int:
+        """Latent columns drawn per shower (what a chunk of showers holds beside its cells)."""
+        return self.settings.latent_dim
+
     @torch.inference_mode()
     def sample(self, n: int, energy_mev: float | np.ndarray | None = None, *, seed: int = 0, batch_size: int = 1024, first: int = 0) -> ShowerData:
         """``n`` showers in MeV; energies (MeV) given as one value or ``n`` values, else uniform in the training range.

@@ -114,6 +114,11 @@ class ShowerGANModel:
         load_network_tensors(generator, tensors, "generator", source)
         return cls(generator, settings, geometry, manifest, device)
 
+    @property
+    def noise_dim(self) -> int:
+        """Noise columns drawn per shower: the latent and, with stochastic occupancy, two per cell."""
+        return self.generator.noise_dim
+
     @torch.inference_mode()
     def sample(self, n: int, energy_mev: float | np.ndarray | None = None, *, seed: int = 0, batch_size: int = 1024, first: int = 0) -> ShowerData:
         """``n`` showers in MeV; energies (MeV) given as one value or ``n`` values, else uniform in the training range.
