@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from gansim.cli.main import app
@@ -69,3 +70,45 @@ def test_sampling_in_pieces_gives_the_same_showers(tmp_path: Path) -> None:
     piece = model.sample(20, seed=9, first=SAMPLE_BLOCK_ROWS - 10)
     np.testing.assert_array_equal(piece.energy, whole.energy[SAMPLE_BLOCK_ROWS - 10 : SAMPLE_BLOCK_ROWS + 10])
     np.testing.assert_allclose(piece.layers[2], whole.layers[2][SAMPLE_BLOCK_ROWS - 10 : SAMPLE_BLOCK_ROWS + 10], rtol=1e-5, atol=1e-6)
+
+
+def test_evaluation_after_training_stores_every_score_in_the_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training ends with the report on the validation showers; the manifest's metrics hold the separation power and KS
+    of every shower-shape variable, both classifier AUCs with their errors, FPD and KPD, and the response bins."""
+    import functools
+
+    from gansim.metrics import calo_classifier, calo_report
+    from gansim.metrics.calo_shapes import CALOGAN_PAPER_VARIABLES, calogan_shower_shapes
+
+    # CaloChallenge's full-size classifier (2048 units, 50 epochs) takes ~10 s per run on one core: a small one tests the same wiring
+    monkeypatch.setattr(calo_classifier, "classifier_test", functools.partial(calo_classifier.classifier_test, hidden=32, epochs=3))
+    # the figures (~6 s of drawing) are checked in tests/metrics/test_calo_report.py and by the test above: here the numbers
+    monkeypatch.setattr(calo_report, "_figures", lambda metrics, plots: [])
+    monkeypatch.setattr(calo_report, "_response_figure", lambda metrics, layout: "")
+    showers = make_calo_showers(140, "eplus", seed=4).to_shower_data()
+    write_calogan(tmp_path / "e.h5", showers)
+    run = tmp_path / "run"
+    # 112 validation showers: over the 100 that FPD and KPD need (and the classifiers' 50)
+    code, text = _run("train", tmp_path / "e.h5", "-o", run, "--total-rows", 8, "--batch-size", 4, "--set", "model.latent_dim=8",
+                      "--set", "data.validation_fraction=0.8", "--set", "data.test_fraction=0.05",
+                      "--set", "train.progress=false", "--set", "train.tick_rows=8", "--set", "train.checkpoint_rows=8")
+    assert code == 0, text
+    assert "validation 112" in text and "report:" in text
+    metrics = read_manifest(run / "model")["metrics"]
+    variables = set(calogan_shower_shapes([a[:2] for a in showers.layers], showers.energy[:2]))
+    assert set(metrics["separation_power"]) == set(metrics["ks"]) == variables
+    assert {"width_eta_0", "sparsity_cc_2", "width_phi_1", "sparsity_0"} <= variables
+    assert all(v is None or 0 <= v <= 1 for v in [*metrics["separation_power"].values(), *metrics["ks"].values()])
+    assert metrics["paper_variables"] == list(CALOGAN_PAPER_VARIABLES) and 0 <= metrics["mean_separation_power_paper"] <= 1
+    for level in ("low", "high"):
+        assert 0 <= metrics[f"classifier_{level}_auc"] <= 1 and metrics[f"classifier_{level}_auc_se"] > 0
+    for name in ("fpd", "kpd"):
+        assert isinstance(metrics[name]["value"], float) and metrics[name]["error"] >= 0
+    response = metrics["response"]
+    assert len(response["energy_edges_MeV"]) == 6
+    for sample in ("reference", "generated"):
+        assert sum(response[sample]["n"]) == 112
+        assert all(len(response[sample][k]) == 5 for k in ("response", "resolution", "response_error", "resolution_error"))
+    assert metrics["evaluated_on"] == "validation showers" and metrics["n_reference"] == 112
+    assert (run / "report" / "report.html").is_file() and metrics["report"].endswith("report.html")
+    json.dumps(metrics, allow_nan=False)  # strict JSON: empty bins are null, not NaN

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from gansim.data.calo import make_calo_showers
 from gansim.errors import DataError
 from gansim.io.calo import ShowerData, write_calogan
 from gansim.io.calo_geometry import CylindricalGeometry, CylindricalLayer
-from gansim.metrics.calo_report import compare_showers, write_shower_report
+from gansim.metrics.calo_report import compare_showers, shower_metrics_summary, write_shower_report
+from gansim.metrics.calo_shapes import CALOGAN_PAPER_VARIABLES
 
 SMALL = {"hidden": 64, "epochs": 10}
 #: For the toy cylindrical showers: batches of 128 give the small network ~150 Adam steps on the
@@ -32,6 +34,29 @@ def one_torch_thread() -> object:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _headings(text: str) -> list[str]:
+    """The report's <h2> and <h3> headings, in order (HTML entities decoded)."""
+    import html
+
+    return [html.unescape(h) for h in re.findall(r"<h[23][^>]*>([^<]*)</h[23]>", text)]
+
+
+def _images(text: str) -> list[str]:
+    """The alt texts of the report's embedded PNG figures, in order (each must be a real embedded image)."""
+    import html
+
+    tags = re.findall(r"<img [^>]*>", text)
+    assert all("src=\"data:image/png;base64," in t for t in tags)
+    return [html.unescape(a) for t in tags for a in re.findall(r'alt="([^"]*)"', t)]
+
+
+def _section(text: str, heading_id: str) -> str:
+    """The HTML of one <h2 id=...> section, up to the next <h2>."""
+    start = text.index(f"<h2 id='{heading_id}'>")
+    end = text.find("<h2", start + 1)
+    return text[start:end if end >= 0 else len(text)]
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +78,51 @@ def test_same_particle_alike_and_photons_apart(samples: dict, tmp_path: Path) ->
     assert other["variables"]["f0"]["gen_mean"] < other["variables"]["f0"]["ref_mean"]
     assert other["classifier_high"]["auc"] > clf["auc"] + 3 * clf["null_se"]
     report = write_shower_report(tmp_path / "rep", other, plots, title="e+ vs photons")
-    assert report.read_text().count("data:image/png;base64") == 2
+    text = report.read_text()
+    assert _headings(text) == [
+        "Summary", "Shower-shape variables", "The CaloGAN paper's variables", "Further variables", "Response and resolution vs energy",
+        "Distributions", "Histograms: the CaloGAN paper's variables", "Histograms: further variables", "Mean shower images per layer", "Numbers (JSON)",
+    ]
+    assert _images(text) == [
+        "calogan: response and resolution versus incident energy, reference and generated",
+        "calogan: histograms of the CaloGAN paper's shower-shape variables",
+        "calogan: histograms of the further shower-shape variables",
+        "calogan: mean shower image per layer, reference and generated",
+    ]
+    # the response figure sits in its section, beside the table; the further variables have their own table rows
+    assert "response and resolution versus incident energy" in _section(text, "response")
+    assert "<td>width_eta_2</td>" in _section(text, "variables") and "<td>sparsity_cc_0</td>" in _section(text, "variables")
+    assert "mean separation power, the CaloGAN paper&#x27;s variables" in _section(text, "summary")
     stored = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert set(stored["variables"]) == set(other["variables"]) and len(stored["response"]["reference"]["response"]) == 5
+    assert stored["paper_variables"] == list(CALOGAN_PAPER_VARIABLES)
+
+
+def test_every_calogan_variable_is_scored_the_papers_first(samples: dict) -> None:
+    """Every variable calogan_shower_shapes returns gets a separation power and a KS; the paper's set leads and is named."""
+    from gansim.metrics.calo_shapes import calogan_shower_shapes
+
+    e1, g = samples["e1"], samples["g"]
+    metrics, _ = compare_showers(e1, g, classifier=SMALL, fpd_kpd=False)
+    shapes = calogan_shower_shapes(e1.layers, e1.energy)
+    keys = list(metrics["variables"])
+    assert set(keys) == set(shapes) and len(keys) == len(shapes)
+    assert metrics["paper_variables"] == list(CALOGAN_PAPER_VARIABLES) == keys[: len(CALOGAN_PAPER_VARIABLES)]
+    # the variables the paper's set leaves out come next, grouped by kind with the layers in order
+    n = len(CALOGAN_PAPER_VARIABLES)
+    assert keys[n : n + 7] == ["etot_over_einc", "width_eta_0", "width_eta_1", "width_eta_2", "sparsity_cc_0", "sparsity_cc_1", "sparsity_cc_2"]
+    for key in ("width_eta_0", "width_eta_1", "width_eta_2", "sparsity_cc_0", "sparsity_cc_1", "sparsity_cc_2", "ec_phi_1", "brightest_1_0"):
+        score = metrics["variables"][key]
+        assert 0 <= score["separation_power"] <= 1 and 0 <= score["ks"] <= 1, key
+    # CaloChallenge's sparsity is 1 - CaloGAN's: the same separation (on its own bins) and exactly the same KS
+    for i in range(3):
+        cc, paper = metrics["variables"][f"sparsity_cc_{i}"], metrics["variables"][f"sparsity_{i}"]
+        assert cc["ks"] == pytest.approx(paper["ks"]) and cc["ref_mean"] == pytest.approx(1 - paper["ref_mean"])
+    # photons start deeper: layer 0's lateral width differs along eta, the axis the paper's set leaves out, as along phi
+    assert metrics["variables"]["width_eta_0"]["separation_power"] > 0.05
+    summary = shower_metrics_summary(metrics)
+    paper_sp = [metrics["variables"][k]["separation_power"] for k in CALOGAN_PAPER_VARIABLES]
+    assert summary["mean_separation_power_paper"] == pytest.approx(np.nanmean(paper_sp), rel=1e-5)
 
 
 def test_compare_command_on_shower_files(samples: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,11 +208,59 @@ def test_cylindrical_report_for_scaled_showers(tmp_path: Path) -> None:
     assert np.allclose(metrics["layer_energy"]["generated"]["mean"], 1.5 * np.asarray(metrics["layer_energy"]["reference"]["mean"]), rtol=0.1)
     report = write_shower_report(tmp_path / "rep", metrics, plots, title="toy cylinder, scaled")
     text = report.read_text()
-    assert text.count("data:image/png;base64") == 4 and "low-level features" in text
+    assert _headings(text) == [
+        "Summary", "Shower-shape variables", "Response and resolution vs energy", "Distributions",
+        "Histograms: E_tot and the variables of layers 0, 1, 2", "Mean energy per layer", "Mean showers in (alpha, r)", "Mean r-profile per layer", "Numbers (JSON)",
+    ]
+    assert _images(text) == [
+        "tiny-cylinder: response and resolution versus incident energy, reference and generated",
+        "tiny-cylinder: histograms of the shower-shape variables of layers 0, 1, 2",
+        "tiny-cylinder: mean energy per layer, reference and generated",
+        "tiny-cylinder: mean (alpha, r) images of layers 0, 1, 2",
+        "tiny-cylinder: mean r-profile per layer, reference and generated",
+    ]
+    assert "response and resolution versus incident energy" in _section(text, "response") and "low-level features" in _section(text, "summary")
+    assert "paper_variables" not in metrics  # the paper's set is CaloGAN's
     stored = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert stored["classifier_low"]["auc"] > 0.9 and "width_r_2" in stored["variables"] and "e1" in stored["variables"]
     for key in ("classifier_high", "fpd", "kpd", "variables", "response", "n_reference", "n_generated", "high_level_features"):
         assert key in stored, key
+
+
+def test_response_bins_carry_errors_and_counts() -> None:
+    """Per bin: the showers counted, the error of the mean (std / sqrt n) and of the relative spread (Gaussian approximation)."""
+    from gansim.metrics.calo_report import _response
+
+    rng = np.random.default_rng(0)
+    energy = np.r_[np.full(400, 2_000.0), np.full(100, 20_000.0)]
+    etot = energy * rng.normal(0.9, 0.05, energy.size)
+    out = _response(etot, energy, np.array([1_000.0, 10_000.0, 100_000.0, 200_000.0]))
+    assert out["n"] == [400, 100, 0]
+    assert out["response"][:2] == pytest.approx([0.9, 0.9], abs=0.02) and np.isnan(out["response"][2])
+    assert out["response_error"][0] == pytest.approx(0.05 / np.sqrt(400), rel=0.15)
+    assert out["resolution_error"][1] == pytest.approx(out["resolution"][1] / np.sqrt(2 * 99))
+    assert np.isnan(out["resolution_error"][2])
+
+
+def test_summary_for_the_manifest_is_strict_json_with_every_score() -> None:
+    """shower_metrics_summary: SP and KS of every variable, classifier, FPD/KPD and response bins; NaN as null, floats rounded."""
+    geometry = _tiny_geometry()
+    metrics, _ = compare_showers(_toy_showers(240, 1, geometry), _toy_showers(240, 2, geometry, scale=1.2), classifier=SMALL)
+    metrics["response"]["generated"]["response"][0] = float("nan")  # as an empty bin gives
+    summary = shower_metrics_summary(metrics)
+    text = json.dumps(summary, allow_nan=False)  # strict JSON: no NaN literal
+    assert len(text) < 10_000
+    assert set(summary["separation_power"]) == set(summary["ks"]) == set(metrics["variables"])
+    assert summary["ks"]["etot"] == pytest.approx(metrics["variables"]["etot"]["ks"], rel=1e-5)
+    for level in ("low", "high"):
+        assert summary[f"classifier_{level}_auc"] == pytest.approx(metrics[f"classifier_{level}"]["auc"], rel=1e-5)
+        assert summary[f"classifier_{level}_auc_se"] > 0 and summary[f"classifier_{level}_null_se"] > 0
+    for name in ("fpd", "kpd"):
+        assert set(summary[name]) >= {"value", "error"} and summary[name]["value"] == pytest.approx(metrics[name]["value"], rel=1e-5)
+    resp = summary["response"]
+    assert len(resp["energy_edges_MeV"]) == 6 and resp["generated"]["response"][0] is None
+    assert all(len(resp[s][k]) == 5 for s in ("reference", "generated") for k in ("response", "resolution", "response_error", "resolution_error", "n"))
+    assert "paper_variables" not in summary and summary["layout"] == "tiny-cylinder"
 
 
 def test_dataset2_numbers() -> None:
@@ -185,6 +300,8 @@ def test_too_few_showers_skip_both_classifiers() -> None:
     metrics, _ = compare_showers(_toy_showers(30, 1, geometry), _toy_showers(30, 2, geometry), classifier=SMALL)
     assert "too few" in metrics["classifier_low"]["skipped"] and "too few" in metrics["classifier_high"]["skipped"]
     assert "fpd" not in metrics
+    summary = shower_metrics_summary(metrics)  # what the manifest gets then: the reason, no AUC, no FPD
+    assert "too few" in summary["classifier_high_skipped"] and "classifier_high_auc" not in summary and "fpd" not in summary
 
 
 def test_mixed_layouts_and_binnings_refused(samples: dict) -> None:

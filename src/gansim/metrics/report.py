@@ -31,13 +31,13 @@ def _pyplot() -> Any:
     return plt
 
 
-def _png(fig: Any) -> str:
-    """The figure as an <img> tag with base64 PNG data; closes the figure."""
+def _png(fig: Any, alt: str = "plot") -> str:
+    """The figure as an <img> tag with base64 PNG data and ``alt`` as its text; closes the figure."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     _pyplot().close(fig)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="plot" src="data:image/png;base64,{data}"/>'
+    return f'<img alt="{html.escape(alt, quote=True)}" src="data:image/png;base64,{data}"/>'
 
 
 def _label(key: str) -> str:

@@ -224,8 +224,13 @@ def _train(data: Path, cfg: CaloGANConfig | ShowerGANConfig, run_dir: Path, dist
 
 
 def _evaluate(model_dir: Path, validation: ShowerData, run_dir: Path, seed: int, log: Any) -> None:
-    """Generated showers at the validation showers' energies against those showers: ``RUN/report``, metrics in the manifest."""
-    from gansim.metrics.calo_report import compare_showers, write_shower_report
+    """Generated showers at the validation showers' energies against those showers: ``RUN/report``, metrics in the manifest.
+
+    The manifest's ``metrics`` is :func:`~gansim.metrics.calo_report.shower_metrics_summary` (separation
+    power and KS of every variable, classifier AUCs and errors, FPD and KPD, response and resolution
+    per energy bin) plus what it was evaluated on and where the report is.
+    """
+    from gansim.metrics.calo_report import compare_showers, shower_metrics_summary, write_shower_report
     from gansim.models import load_model
     from gansim.models.model_file import update_manifest
 
@@ -234,11 +239,6 @@ def _evaluate(model_dir: Path, validation: ShowerData, run_dir: Path, seed: int,
     generated = model.sample(len(validation), validation.energy, seed=seed)
     metrics, plots = compare_showers(validation, generated, seed=seed)
     report = write_shower_report(run_dir / "report", metrics, plots, title=f"{model.manifest['family']} on its validation showers ({run_dir})")
-    summary: dict[str, Any] = {"separation_power": {k: v["separation_power"] for k, v in metrics["variables"].items()}}
-    for level in ("low", "high"):
-        clf = metrics.get(f"classifier_{level}", {})
-        if "auc" in clf:
-            summary[f"classifier_{level}_auc"] = clf["auc"]
-            summary[f"classifier_{level}_auc_se"] = clf["auc_se"]
+    summary = {"evaluated_on": "validation showers", **shower_metrics_summary(metrics), "report": str(report)}
     update_manifest(model_dir, {"metrics": summary})
     log(f"report: {report}")
