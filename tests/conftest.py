@@ -37,3 +37,27 @@ def gaussian_npy(tmp_path: Path) -> Path:
     path = tmp_path / "gauss.npy"
     np.save(path, arr)
     return path
+
+
+# A tiny two-particle binning: 'toy' has layers 0 (2 r x 3 alpha = 6) and 2 (3 r x 1 = 3) -> 9 voxels;
+# layer 1 is empty. 'other' uses the <Particle> tag, n_bin_R, and an n_bin_R="0" layer.
+_TINY_BINNING_XML = """<Bins>
+   <Bin pid="11" name="toy">
+      <Layer id="0" r_edges="0,5,12.5" n_bin_alpha="3"/>
+      <Layer id="1" r_edges="0" n_bin_alpha="1"/>
+      <Layer id="2" r_edges="0,10,20,40" n_bin_alpha="1"/>
+   </Bin>
+   <Particle pid="211" name="pions">
+      <Layer id="0" r_edges="0,1,2" n_bin_alpha="2" n_bin_R="2"/>
+      <Layer id="1" r_edges="0,1" n_bin_alpha="1" n_bin_R="0"/>
+   </Particle>
+</Bins>
+"""
+
+
+@pytest.fixture
+def tiny_binning_xml(tmp_path: Path) -> Path:
+    """A CaloChallenge dataset-1-style binning XML with two particles ('toy': 9 voxels, 'pions': 4)."""
+    path = tmp_path / "tiny_binning.xml"
+    path.write_text(_TINY_BINNING_XML)
+    return path

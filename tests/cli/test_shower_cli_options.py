@@ -23,19 +23,6 @@ from gansim.models.showergan_model import build_generator, save_showergan
 
 runner = CliRunner()
 
-# Two particles, as the real dataset-1 XMLs of other groups may hold: 'toy' has layers 0 (2 r x 3
-# alpha) and 2 (3 r x 1) -> 9 voxels, layer 1 empty; 'pions' 4 voxels.
-_TINY_XML = """<Bins>
-   <Bin pid="11" name="toy">
-      <Layer id="0" r_edges="0,5,12.5" n_bin_alpha="3"/>
-      <Layer id="1" r_edges="0" n_bin_alpha="1"/>
-      <Layer id="2" r_edges="0,10,20,40" n_bin_alpha="1"/>
-   </Bin>
-   <Bin pid="211" name="pions">
-      <Layer id="0" r_edges="0,1,2" n_bin_alpha="2"/>
-   </Bin>
-</Bins>
-"""
 
 
 def _run(*args: object) -> tuple[int, str]:
@@ -66,9 +53,8 @@ def small_classifier(monkeypatch: pytest.MonkeyPatch) -> None:
 # compare
 
 
-def test_compare_on_dataset_1_files_with_binning_xml(tmp_path: Path, small_classifier: None) -> None:
-    xml = tmp_path / "binning.xml"
-    xml.write_text(_TINY_XML)
+def test_compare_on_dataset_1_files_with_binning_xml(tmp_path: Path, small_classifier: None, tiny_binning_xml: Path) -> None:
+    xml = tiny_binning_xml
     ref, gen = _ds1_file(tmp_path / "ref.h5", 150, seed=1), _ds1_file(tmp_path / "gen.h5", 140, seed=2)
 
     code, text = _run("compare", ref, gen, "-o", tmp_path / "rep")
@@ -96,9 +82,8 @@ def test_compare_on_dataset_1_files_with_binning_xml(tmp_path: Path, small_class
     assert code == 2 and "--binning-xml" in text and "absent.xml" in text
 
 
-def test_compare_without_max_rows_reads_every_shower(tmp_path: Path, small_classifier: None) -> None:
-    xml = tmp_path / "binning.xml"
-    xml.write_text(_TINY_XML)
+def test_compare_without_max_rows_reads_every_shower(tmp_path: Path, small_classifier: None, tiny_binning_xml: Path) -> None:
+    xml = tiny_binning_xml
     ref, gen = _ds1_file(tmp_path / "ref.h5", 130, seed=3), _ds1_file(tmp_path / "gen.h5", 110, seed=4)
     code, text = _run("compare", ref, gen, "-o", tmp_path / "rep", "--binning-xml", xml, "--particle", "11")
     assert code == 0, text
@@ -123,9 +108,8 @@ def test_compare_refuses_phase_space_options_for_shower_files(tmp_path: Path, ex
     assert not (tmp_path / "rep").exists()
 
 
-def test_compare_refuses_shower_options_for_phase_space_and_calogan_files(tmp_path: Path) -> None:
-    xml = tmp_path / "binning.xml"
-    xml.write_text(_TINY_XML)
+def test_compare_refuses_shower_options_for_phase_space_and_calogan_files(tmp_path: Path, tiny_binning_xml: Path) -> None:
+    xml = tiny_binning_xml
     code, text = _run("compare", tmp_path / "a.npy", tmp_path / "b.npy", "--binning-xml", xml)
     assert code == 2 and "--binning-xml" in text and "phase spaces" in text
     calogan = tmp_path / "calogan.h5"
@@ -154,10 +138,9 @@ def test_help_texts_mention_shower_files() -> None:
 
 
 @pytest.fixture()
-def tiny_model(tmp_path: Path) -> Path:
+def tiny_model(tmp_path: Path, tiny_binning_xml: Path) -> Path:
     """A modern shower GAN with stochastic occupancy (latent 8 + two noise columns per cell) on 9 voxels; untrained weights."""
-    xml = tmp_path / "binning.xml"
-    xml.write_text(_TINY_XML)
+    xml = tiny_binning_xml
     geometry = read_binning_xml(xml, "toy")
     settings = ShowerGANSettings(latent_dim=8, g_width=16, g_depth=1, d_width=16, d_depth=1)
     torch.manual_seed(0)

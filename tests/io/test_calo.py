@@ -40,20 +40,6 @@ _PHOTON_LAYERS = {
     12: ("0,100,200,400,1000,2000", 1),
 }
 
-# A tiny two-particle binning: 'toy' has layers 0 (2 r x 3 alpha = 6) and 2 (3 r x 1 = 3) -> 9 voxels;
-# layer 1 is empty. 'other' uses the <Particle> tag, n_bin_R, and an n_bin_R="0" layer.
-_TINY_XML = """<Bins>
-   <Bin pid="11" name="toy">
-      <Layer id="0" r_edges="0,5,12.5" n_bin_alpha="3"/>
-      <Layer id="1" r_edges="0" n_bin_alpha="1"/>
-      <Layer id="2" r_edges="0,10,20,40" n_bin_alpha="1"/>
-   </Bin>
-   <Particle pid="211" name="pions">
-      <Layer id="0" r_edges="0,1,2" n_bin_alpha="2" n_bin_R="2"/>
-      <Layer id="1" r_edges="0,1" n_bin_alpha="1" n_bin_R="0"/>
-   </Particle>
-</Bins>
-"""
 
 
 def _photon_xml(path: Path) -> Path:
@@ -176,9 +162,8 @@ def test_ds1_binning_xml_gives_the_published_voxel_count(tmp_path: Path) -> None
     assert geom.layers[4].r_edges == (0.0, 100.0, 200.0, 400.0, 1000.0, 2000.0)
 
 
-def test_ds1_round_trip_with_a_tiny_xml_geometry(tmp_path: Path) -> None:
-    xml = tmp_path / "tiny.xml"
-    xml.write_text(_TINY_XML)
+def test_ds1_round_trip_with_a_tiny_xml_geometry(tmp_path: Path, tiny_binning_xml: Path) -> None:
+    xml = tiny_binning_xml
     geom = read_binning_xml(xml, "toy")
     assert geom.layer_ids == (0, 2) and geom.n_cells == 9 and geom.name == "calochallenge-ds1-toy"
     assert geom.layers[0].r_edges == (0.0, 5.0, 12.5) and geom.layers[0].n_alpha == 3
@@ -352,9 +337,8 @@ def test_missing_and_non_hdf5_files(tmp_path: Path) -> None:
         read_calochallenge(tmp_path / "text.h5")
 
 
-def test_bad_binning_xml(tmp_path: Path) -> None:
-    xml = tmp_path / "tiny.xml"
-    xml.write_text(_TINY_XML)
+def test_bad_binning_xml(tmp_path: Path, tiny_binning_xml: Path) -> None:
+    xml = tiny_binning_xml
     with pytest.raises(ConfigError, match="choose one with particle="):
         read_binning_xml(xml)
     with pytest.raises(ConfigError, match="no binning for particle 'kaon'.*toy"):
