@@ -41,7 +41,7 @@ class OptimizerSettings(StrictModel):
     scheduler: Literal["none", "step", "exponential", "cosine"] = "none"
     step_rows: int = Field(1_000_000, gt=0, description="step: multiply lr by gamma every step_rows rows; exponential: by gamma per step_rows")
     gamma: float = Field(0.5, gt=0, le=1)
-    min_lr_factor: float = Field(0.0, ge=0, le=1, description="cosine: final lr as a fraction of lr")
+    min_lr_factor: float = Field(0.0, ge=0, le=1, description="cosine: final lr as a fraction of lr; step and exponential: the floor of the decay")
 
 
 def lr_factor(settings: OptimizerSettings, rows_seen: int, total_rows: int) -> float:
@@ -49,9 +49,9 @@ def lr_factor(settings: OptimizerSettings, rows_seen: int, total_rows: int) -> f
     if settings.scheduler == "none":
         return 1.0
     if settings.scheduler == "step":
-        return settings.gamma ** (rows_seen // settings.step_rows)
+        return max(settings.min_lr_factor, settings.gamma ** (rows_seen // settings.step_rows))
     if settings.scheduler == "exponential":
-        return settings.gamma ** (rows_seen / settings.step_rows)
+        return max(settings.min_lr_factor, settings.gamma ** (rows_seen / settings.step_rows))
     progress = min(1.0, rows_seen / max(1, total_rows))
     return settings.min_lr_factor + (1 - settings.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 

@@ -126,3 +126,5 @@ def test_lr_factor_shapes() -> None:
     assert lr_factor(cos, 0, 1000) == pytest.approx(1.0) and lr_factor(cos, 1000, 1000) == pytest.approx(0.1)
     exp = OptimizerSettings(scheduler="exponential", step_rows=100, gamma=0.5)
     assert lr_factor(exp, 50, 1000) == pytest.approx(0.5**0.5)
+    floored = OptimizerSettings(scheduler="exponential", step_rows=100, gamma=0.5, min_lr_factor=0.05)
+    assert lr_factor(floored, 300, 1000) == pytest.approx(0.125) and lr_factor(floored, 1000, 1000) == 0.05  # 0.5**10 < 0.05
