@@ -112,3 +112,11 @@ def test_evaluation_after_training_stores_every_score_in_the_manifest(tmp_path: 
     assert metrics["evaluated_on"] == "validation showers" and metrics["n_reference"] == 112
     assert (run / "report" / "report.html").is_file() and metrics["report"].endswith("report.html")
     json.dumps(metrics, allow_nan=False)  # strict JSON: empty bins are null, not NaN
+    # gansim info shows the headline numbers in words (the table wraps them; the line is checked whole)
+    from gansim.cli.main import _shower_metrics_line
+
+    line = _shower_metrics_line(metrics)
+    assert f"classifier AUC high-level {metrics['classifier_high_auc']:.3f}" in line and "on the 112 validation showers" in line
+    assert f"FPD {metrics['fpd']['value']:.4g}" in line and "report " in line
+    code, text = _run("info", run / "model")
+    assert code == 0 and "metrics" in text and "classifier AUC" in text

@@ -575,6 +575,8 @@ def _print_manifest(path: Path, manifest: dict[str, Any]) -> None:
             add("split", f"{split.get('rows')} (seed {split.get('seed')})")
         if training:
             add("training", f"{training.get('rows_seen'):,} showers seen in {training.get('wall_time_s', 0):.0f} s")
+        if manifest.get("metrics"):
+            add("metrics", _shower_metrics_line(manifest["metrics"]))
         out.print(table)
         return
     add("keys", ", ".join(f"{k['name']} [{k['unit'] or '1'}]" for k in manifest.get("keys", [])))
@@ -597,6 +599,24 @@ def _print_manifest(path: Path, manifest: dict[str, Any]) -> None:
     if manifest.get("metrics"):
         add("metrics", json.dumps(manifest["metrics"])[:400])
     out.print(table)
+
+
+def _shower_metrics_line(metrics: dict[str, Any]) -> str:
+    """The headline numbers of a shower model's evaluation (the full set is in the manifest and the report)."""
+    parts = []
+    for level in ("low", "high"):
+        if metrics.get(f"classifier_{level}_auc") is not None:
+            parts.append(f"classifier AUC {level}-level {metrics[f'classifier_{level}_auc']:.3f} ± {metrics.get(f'classifier_{level}_auc_se') or 0:.3f}")
+    for key, label in (("mean_separation_power_paper", "mean separation power (paper's variables)"), ("mean_separation_power", "mean separation power (all)")):
+        if metrics.get(key) is not None:
+            parts.append(f"{label} {metrics[key]:.3f}")
+    for key in ("fpd", "kpd"):
+        value = metrics.get(key)
+        if isinstance(value, dict) and value.get("value") is not None:
+            parts.append(f"{key.upper()} {value['value']:.4g} ± {value.get('error') or 0:.2g}")
+    where = f" on the {metrics.get('n_reference', '?')} {metrics['evaluated_on']}" if metrics.get("evaluated_on") else ""
+    report = f"; report {metrics['report']}" if metrics.get("report") else ""
+    return ("; ".join(parts) or json.dumps(metrics)[:400]) + where + report
 
 
 @app.command()
