@@ -14,15 +14,15 @@ incident energy ``E`` (GeV). Both networks see the condition ``c = 2 log(E/E_lo)
 cells are ``E * r * f_l * s_c``, so the layer energies and the total are those of the heads
 exactly, less the energy of the faint cells the threshold removes.
 
-With **stochastic occupancy** (the default of :class:`gansim.models.showergan.ShowerGANSettings`)
-a fourth head gives each cell's log-odds of being lit (plus, by default, one offset per layer
-shared by its cells, in units of the data's spread of the layer's log-odds of lit cells), and one
-noise column per cell draws it lit or not (a Bernoulli draw through logistic noise); the shape softmax shares the layer's energy
-among the lit cells only; a fifth head gives each cell's own log-normal fluctuation around the
-shower's smooth shape (a second noise column per cell). Real showers are sparse by chance (a
-cell is lit when a shower's spots land in it), which a smooth function of one latent vector
-imitates poorly; a per-cell draw does. The draw learns through the critic's lit-cell features
-only (straight-through Gumbel-sigmoid).
+With **stochastic occupancy** (the default of :class:`gansim.models.showergan.ShowerGANSettings`) a
+fourth head gives each cell's log-odds of being lit (plus, by default, one offset per layer shared
+by its cells, in units of the data's spread of the layer's log-odds of lit cells), and one noise
+column per cell draws it lit or not (a Bernoulli draw through logistic noise); the shape softmax
+shares the layer's energy among the lit cells only; a fifth head gives each cell's own log-normal
+fluctuation around the shower's smooth shape (a second noise column per cell). Real showers are
+sparse by chance (a cell is lit when a shower's spots land in it), which a smooth function of one
+latent vector imitates poorly; a per-cell draw does. The draw learns through the critic's lit-cell
+features only (straight-through Gumbel-sigmoid).
 
 Each head works in standardised units, like the columns of a tabular GAN: its output
 ``u`` becomes ``mean + std * u`` with the training data's mean and spread of log r, of
@@ -366,7 +366,7 @@ class ShowerCritic(nn.Module):
         mean, std = raw.mean(dim=0), raw.std(dim=0)
         n_cells = self.geometry.n_cells
         lit_mean, lit_std = _lit_column_stats(raw[:, :n_cells].double().cpu().numpy(), cells > 0, self.geometry.layer.cpu().numpy(), 0.0)
-        mean[:n_cells], std[:n_cells] = torch.from_numpy(lit_mean), torch.from_numpy(lit_std)
+        mean[:n_cells], std[:n_cells] = torch.from_numpy(lit_mean).to(mean), torch.from_numpy(lit_std).to(std)
         self.unlit_log_shape.copy_(mean[:n_cells])
         self.feature_mean.copy_(mean)
         self.feature_std.copy_(std.clamp_min(min_std))
