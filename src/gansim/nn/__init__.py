@@ -5,5 +5,7 @@ from gansim.nn.keras_compat import KERAS_LEAKY_SLOPE, SameConv, SamePadding, ker
 from gansim.nn.locally_connected import LocallyConnected
 from gansim.nn.minibatch import MinibatchDiscrimination
 from gansim.nn.mlp import ACTIVATIONS, MLP, activation_layer
+from gansim.nn.progressive import EqualizedConv, EqualizedLinear, MinibatchStdDev, PixelNorm
 
-__all__ = ["MLP", "FiLMMLP", "activation_layer", "ACTIVATIONS", "LocallyConnected", "MinibatchDiscrimination", "SamePadding", "SameConv", "keras_batch_norm", "KERAS_LEAKY_SLOPE"]
+__all__ = ["MLP", "FiLMMLP", "activation_layer", "ACTIVATIONS", "LocallyConnected", "MinibatchDiscrimination", "SamePadding", "SameConv", "keras_batch_norm", "KERAS_LEAKY_SLOPE",
+           "EqualizedLinear", "EqualizedConv", "PixelNorm", "MinibatchStdDev"]
