@@ -397,9 +397,9 @@ def _calogan_mean_images(plots: dict[str, Any]) -> str:
 
 def _calogan_figures(metrics: dict[str, Any], plots: dict[str, Any]) -> list[tuple[str, str]]:
     """(heading, image) pairs: histograms of the paper's variables, of the others, and the mean image of each layer."""
-    ref, _ = plots["shapes"]
-    paper = _paper_keys(ref)
-    extra = _cartesian_keys(ref)[len(paper):]  # the paper's set comes first
+    paper = list(metrics.get("paper_variables", []))
+    in_paper = set(paper)
+    extra = [k for k in metrics["variables"] if k not in in_paper]  # scored in _variable_keys' order
     out = []
     if paper:  # always for CaloGAN's own axis names
         out.append(("Histograms: the CaloGAN paper's variables", _histogram_grid(metrics, plots, paper, set(), "CaloGAN paper's shower-shape variables")))
