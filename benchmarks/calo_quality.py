@@ -40,28 +40,22 @@ def _train(family: str, data: Path, run: Path, minutes: float, threads: int) -> 
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _auc(reference, generated, seed: int) -> dict[str, float]:
+def _scores(reference, generated, seed: int) -> dict[str, object]:
+    """Classifier AUCs (low- and high-level), the mean separation power over CaloGAN's paper variables and the three worst."""
     from gansim.metrics.calo_classifier import classifier_test, low_level_features
-    from gansim.metrics.calo_shapes import calochallenge_feature_vector, calogan_shower_shapes
-
-    out = {}
-    high_r, _ = calochallenge_feature_vector(calogan_shower_shapes(reference.layers, reference.energy, reference.geometry), reference.energy)
-    high_g, _ = calochallenge_feature_vector(calogan_shower_shapes(generated.layers, generated.energy, generated.geometry), generated.energy)
-    for name, (r, g) in {"high": (high_r, high_g), "low": (low_level_features(reference.layers, reference.energy), low_level_features(generated.layers, generated.energy))}.items():
-        result = classifier_test(r, g, seed=seed)
-        out[f"auc_{name}"], out[f"auc_{name}_se"] = result["auc"], result["auc_se"]
-    return out
-
-
-def _separation(reference, generated) -> dict[str, object]:
-    """Mean separation power over CaloGAN's paper variables, and the three worst variables."""
-    from gansim.metrics.calo_shapes import CALOGAN_PAPER_VARIABLES, calogan_shower_shapes, separation_power
+    from gansim.metrics.calo_shapes import CALOGAN_PAPER_VARIABLES, calochallenge_feature_vector, calogan_shower_shapes, separation_power
 
     ref = calogan_shower_shapes(reference.layers, reference.energy, reference.geometry)
     gen = calogan_shower_shapes(generated.layers, generated.energy, generated.geometry)
+    out: dict[str, object] = {}
+    high_r, _ = calochallenge_feature_vector(ref, reference.energy)
+    high_g, _ = calochallenge_feature_vector(gen, generated.energy)
+    for name, (r, g) in {"high": (high_r, high_g), "low": (low_level_features(reference.layers, reference.energy), low_level_features(generated.layers, generated.energy))}.items():
+        result = classifier_test(r, g, seed=seed)
+        out[f"auc_{name}"], out[f"auc_{name}_se"] = result["auc"], result["auc_se"]
     sp = {name: float(separation_power(ref[name][np.isfinite(ref[name])], gen[name][np.isfinite(gen[name])])) for name in CALOGAN_PAPER_VARIABLES}
     worst = sorted(sp, key=sp.get, reverse=True)[:3]
-    return {"mean_sp": float(np.mean(list(sp.values()))), "worst_sp": {name: round(sp[name], 3) for name in worst}}
+    return {**out, "mean_sp": float(np.mean(list(sp.values()))), "worst_sp": {name: round(sp[name], 3) for name in worst}}
 
 
 def main() -> None:
@@ -95,12 +89,12 @@ def main() -> None:
     test = ShowerData(showers.layout, showers.geometry, showers.energy[test_rows], [a[test_rows] for a in showers.layers], None)
     rows: dict[str, dict[str, float]] = {}
     other = make_calo_showers(len(test), "eplus", seed=2).to_shower_data()
-    rows["GFlash vs GFlash (reference floor)"] = {**_auc(test, other, seed=0), **_separation(test, other)}
+    rows["GFlash vs GFlash (reference floor)"] = _scores(test, other, seed=0)
     for family, label in (("calogan", "faithful CaloGAN"), ("showergan", "modern shower GAN")):
         model = load_model(args.work / family / "model", device="cpu")
         generated = model.sample(len(test), test.energy, seed=3)
         manifest = model.manifest["training"]
-        rows[label] = {**_auc(test, generated, seed=0), **_separation(test, generated), "iterations": manifest["iterations"], "showers_seen": manifest["rows_seen"]}
+        rows[label] = {**_scores(test, generated, seed=0), "iterations": manifest["iterations"], "showers_seen": manifest["rows_seen"]}
     print(f"{'':36s} {'AUC low-level':>16s} {'AUC high-level':>16s} {'showers seen':>13s} {'mean SP':>8s}  worst variables (SP)")
     for label, r in rows.items():
         seen = f"{r['showers_seen']:13,d}" if "showers_seen" in r else f"{'':13s}"
