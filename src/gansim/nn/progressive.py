@@ -95,19 +95,44 @@ class MinibatchStdDev(nn.Module):
     feature at every position is taken, averaged over channels and positions, and that one number
     fills the new channel of each of the group's samples. A batch that is not a multiple of
     ``group_size`` uses the largest divisor of the batch not above it.
+
+    With ``running_momentum``, a running mean of that number over the batches seen while
+    :attr:`update_running` is True (set it for real batches only) is kept as a buffer, and in eval
+    mode every image gets it: a discriminator used as a classifier then gives each image the same
+    answer whatever else is in its batch (like batch norm's running statistics).
+    :meth:`reset_running` forgets it (e.g. when the network below it changes).
     """
 
-    def __init__(self, group_size: int | None = 4, eps: float = 1e-8) -> None:
+    def __init__(self, group_size: int | None = 4, eps: float = 1e-8, running_momentum: float | None = None) -> None:
         super().__init__()
         if group_size is not None and group_size < 1:
             raise ConfigError(f"group_size={group_size}: expected >= 1 or None (the whole batch)")
-        self.group_size, self.eps = group_size, eps
+        if running_momentum is not None and not 0 < running_momentum <= 1:
+            raise ConfigError(f"running_momentum={running_momentum}: expected 0 < momentum <= 1 or None")
+        self.group_size, self.eps, self.running_momentum = group_size, eps, running_momentum
+        self.update_running = False
+        if running_momentum is not None:
+            self.register_buffer("running_spread", torch.zeros(()))
+            self.register_buffer("running_updates", torch.zeros((), dtype=torch.int64))
+
+    def reset_running(self) -> None:
+        if self.running_momentum is not None:
+            self.running_spread.zero_()
+            self.running_updates.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
+        if self.running_momentum is not None and not self.training and int(self.running_updates) > 0:
+            channel = self.running_spread.to(x.dtype).expand(batch, 1, *x.shape[2:])
+            return torch.cat([x, channel], dim=1)
         group = batch if self.group_size is None else max(g for g in range(1, min(self.group_size, batch) + 1) if batch % g == 0)
         grouped = x.reshape(group, batch // group, *x.shape[1:])  # sample i is in group i % (batch // group)
         spread = torch.sqrt(grouped.var(dim=0, unbiased=False) + self.eps)  # (B / group, C, *spatial)
         per_group = spread.mean(dim=tuple(range(1, spread.dim())))  # (B / group,)
+        if self.running_momentum is not None and self.training and self.update_running:
+            with torch.no_grad():  # the first update takes the batch's value (no device synchronisation to find out)
+                m = torch.where(self.running_updates == 0, 1.0, self.running_momentum)
+                self.running_spread.mul_(1 - m).add_(m * per_group.mean().detach().to(self.running_spread.dtype))
+                self.running_updates.add_(1)
         channel = per_group.repeat(group).reshape(batch, 1, *([1] * (x.dim() - 2))).expand(batch, 1, *x.shape[2:])
         return torch.cat([x, channel], dim=1)

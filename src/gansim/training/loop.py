@@ -105,7 +105,7 @@ class TrainingLoop:
         for name, net in objective.networks.items():
             if self.dist.enabled and any(p.requires_grad for p in net.parameters()):
                 ids = [device.index] if device.type == "cuda" else None
-                self.wrapped[name] = DistributedDataParallel(net, device_ids=ids)
+                self.wrapped[name] = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=objective.ddp_find_unused_parameters)
             else:
                 self.wrapped[name] = net
         self.ema: EMA | None = None
@@ -152,6 +152,7 @@ class TrainingLoop:
             "networks": {name: net.state_dict() for name, net in self.objective.networks.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            "objective": self.objective.state_dict(),
             "ranks": ranks,
             "world_size": self.dist.world_size,
             "extra": self.extra_state,
@@ -170,6 +171,7 @@ class TrainingLoop:
                 opt.load_state_dict(state["optimizers"][name])
             if self.ema is not None and state.get("ema") is not None:
                 self.ema.load_state_dict(state["ema"])
+            self.objective.load_state_dict(state.get("objective") or {})
         except (RuntimeError, KeyError, ValueError) as err:
             raise ModelFileError(f"{source}: does not match this run's networks or optimisers ({str(err).splitlines()[0]}); was the config changed?") from err
         self.rows_seen = int(state["rows_seen"])
@@ -219,14 +221,13 @@ class TrainingLoop:
         self._tick_start_time = self._run_start
         last: dict[str, float] = {}
         progress = _Progress(self.settings.total_rows, self.rows_seen, enabled=self.settings.progress and self.dist.is_main)
-        rows_per_batch = self.data.batch_size * self.dist.world_size
         try:
             with progress:
                 done = self.rows_seen >= self.settings.total_rows
                 out_of_time = not done and self._resumed_from is not None and self._out_of_time()  # a resumed run whose budget is spent
                 while not done and not out_of_time:
                     before = self.rows_seen
-                    self._iteration(rows_per_batch)
+                    self._iteration()
                     tick = _crossed(before, self.rows_seen, self.settings.tick_rows)
                     ckpt = _crossed(before, self.rows_seen, self.settings.checkpoint_rows)
                     # the time limit is checked every iteration of a single process (a clock read), and at ticks and
@@ -266,7 +267,9 @@ class TrainingLoop:
         self.dist.all_reduce_mean_(elapsed)
         return float(elapsed.item()) >= self.settings.max_wall_time_s
 
-    def _iteration(self, rows_per_batch: int) -> None:
+    def _iteration(self) -> None:
+        self.objective.before_iteration(self)
+        rows_per_batch = self.data.batch_size * self.dist.world_size  # read after the hook: a schedule may change it
         batch: Any = None
         rows_before = self.rows_seen
         for phase in self.objective.phases:
@@ -276,8 +279,8 @@ class TrainingLoop:
             nets = {name: (self.wrapped[name] if name == net_name else self.objective.networks[name]) for name in self.objective.networks}
             for name, net in self.objective.networks.items():
                 net.requires_grad_(name == net_name)
-            for _ in range(phase.repeats):
-                if phase.needs_batch or batch is None:
+            for repeat in range(phase.repeats):
+                if batch is None or (phase.needs_batch and (repeat == 0 or phase.fresh_batch_each_repeat)):
                     batch = self.data.next_batch()
                     self.rows_seen += rows_per_batch
                 opt.zero_grad(set_to_none=True)
@@ -294,6 +297,7 @@ class TrainingLoop:
         self.iterations += 1
         if self.ema is not None:
             self.ema.update(self.objective.networks[self.objective.ema_network], self.rows_seen, self.rows_seen - rows_before)  # type: ignore[index]
+        self.objective.after_iteration(self)
 
     def _apply_schedule(self, name: str, opt: torch.optim.Optimizer) -> None:
         factor = lr_factor(self.optim_settings[name], self.rows_seen, self.settings.total_rows)

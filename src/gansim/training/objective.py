@@ -28,14 +28,17 @@ class Phase:
         name: shown in stats (``D``, ``G``, ...); losses are reported as ``loss/<name>``.
         network: key of the network this phase trains (its optimiser steps).
         repeats: steps of this phase per iteration (the D:G update ratio).
-        needs_batch: fetch a fresh real batch for each step; when False the step
+        needs_batch: fetch a fresh real batch for the phase; when False the step
             gets the last batch fetched (e.g. G reuses the conditions D just saw).
+        fresh_batch_each_repeat: with ``needs_batch``, a new batch for every repeat (True) or
+            one batch for all of the phase's repeats of the iteration (PACGAN's critic).
     """
 
     name: str
     network: str
     repeats: int = 1
     needs_batch: bool = True
+    fresh_batch_each_repeat: bool = True
 
 
 class Objective(abc.ABC):
@@ -51,6 +54,9 @@ class Objective(abc.ABC):
     phases: list[Phase]
     ema_network: str | None = None
     generator: torch.Generator
+    #: DistributedDataParallel must look for parameters a step does not use (progressive networks use
+    #: only the layers of the current level)
+    ddp_find_unused_parameters: bool = False
 
     @abc.abstractmethod
     def loss(self, phase: str, batch: Any, nets: Mapping[str, nn.Module]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -64,3 +70,20 @@ class Objective(abc.ABC):
 
     def after_step(self, phase: str) -> None:  # noqa: B027 - optional hook
         """Called after each optimiser step of ``phase`` (e.g. WGAN weight clamping)."""
+
+    def before_iteration(self, loop: Any) -> None:  # noqa: B027 - optional hook
+        """Called by the loop (every process) before each iteration, with the loop itself.
+
+        A schedule that is a function of ``loop.rows_seen`` (a progressive level, its fade-in)
+        is set here; :attr:`phases` and the data's ``batch_size`` are read after this call.
+        """
+
+    def after_iteration(self, loop: Any) -> None:  # noqa: B027 - optional hook
+        """Called by the loop (every process) after each iteration and its EMA update (e.g. validation)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The objective's own state beyond its random generator (plain data and tensors), saved in checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Restore what :meth:`state_dict` gave."""
