@@ -18,6 +18,7 @@ FAMILIES: dict[str, str] = {
     "phsp": "gansim.models.phsp_gan",
     "calogan": "gansim.models.calogan_model",
     "showergan": "gansim.models.showergan_model",
+    "pacgan": "gansim.models.pacgan_model",
 }
 _REGISTERED: dict[str, Any] = {}
 
