@@ -72,8 +72,11 @@ def detect_family(data: Path) -> str:
     """Family from the data: a CaloGAN HDF5 file is ``calogan`` (the faithful model), a CaloChallenge one
     ``showergan`` (the modern model, the one that handles any layout); a phase-space table (ROOT, npy,
     npz, MCPL, IAEA) is ``phsp``."""
+    from gansim.cli.slices import is_slice_data
     from gansim.io.phsp import detect_format
 
+    if is_slice_data(data):
+        return "pacgan"
     if data.suffix.lower() in (".h5", ".hdf5"):
         from gansim.io.calo import detect_shower_layout
 
@@ -89,18 +92,18 @@ def detect_family(data: Path) -> str:
         pass
     raise GansimError(
         f"{data}: cannot tell which family this data is for (phase-space files end in .root, .npy, .npz, .mcpl, .IAEAphsp; "
-        "shower files are CaloGAN or CaloChallenge HDF5, .h5); pass --family"
+        "shower files are CaloGAN or CaloChallenge HDF5, .h5; labelled slices are a folder with labels.csv); pass --family"
     )
 
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Argument(help="training data: a phase space (.root, .npy, .npz, .mcpl, .IAEAphsp) or showers (CaloGAN or CaloChallenge HDF5, .h5; dataset 1 with --set data.binning_xml=FILE)")],
-    config: Annotated[Optional[Path], typer.Argument(help="JSON config (gansim's); omitted: defaults")] = None,
+    data: Annotated[Path, typer.Argument(help="training data: a phase space (.root, .npy, .npz, .mcpl, .IAEAphsp), showers (CaloGAN or CaloChallenge HDF5, .h5; dataset 1 with --set data.binning_xml=FILE) or labelled slices (a PACGAN-layout folder: NIfTI [W,H,C,N] + labels.csv)")],
+    config: Annotated[Optional[Path], typer.Argument(help="JSON config: gansim's, a gaga-phsp JSON or PACGAN's config.json (translated); omitted: defaults")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="run directory")] = Path("run"),
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in OUTPUT from its latest checkpoint")] = False,
     force: Annotated[bool, typer.Option("--force", help="start over in a non-empty OUTPUT")] = False,
-    family: Annotated[Optional[str], typer.Option("--family", help="force the family: phsp, calogan (faithful CaloGAN) or showergan (modern shower GAN); default from the data (and a shower config's 'family')")] = None,
+    family: Annotated[Optional[str], typer.Option("--family", help="force the family: phsp, calogan (faithful CaloGAN), showergan (modern shower GAN) or pacgan (labelled slices); default from the data (and a shower config's 'family')")] = None,
     keys: Annotated[Optional[str], typer.Option("--keys", help="generated columns, comma separated")] = None,
     cond_keys: Annotated[Optional[str], typer.Option("--cond-keys", help="condition columns, comma separated")] = None,
     total_rows: Annotated[Optional[int], typer.Option("--total-rows", help="train until this many rows were seen")] = None,
@@ -114,11 +117,21 @@ def train(
         from gansim.config import parse_config, read_config_file
 
         fam = family or detect_family(data)
+        if fam == "pacgan":
+            from gansim.cli.slices import train_slices
+
+            common = {k: v for k, v in (("total_rows", total_rows), ("batch_size", batch_size), ("device", device), ("seed", seed)) if v is not None}
+            if keys is not None or cond_keys is not None:
+                raise GansimError("--keys and --cond-keys choose phase-space columns; labelled slices have none")
+            train_slices(data, config, output, resume=resume, force=force, overrides={"train": common}, set_values=_parse_set(set_),
+                         log=lambda m: console.print(m, highlight=False, markup=False),
+                         say=lambda m: out.print(m, highlight=False, markup=False) if _is_main_process() else None, merge=_merge)
+            return
         if fam in SHOWER_FAMILIES:
             _train_showers(fam, family is not None, data, config, output, resume, force, total_rows, batch_size, device, seed, set_)
             return
         if fam != "phsp":
-            raise GansimError(f"--family {fam!r}: this gansim trains 'phsp' (phase-space), 'calogan' (faithful CaloGAN) and 'showergan' (modern shower GAN) models")
+            raise GansimError(f"--family {fam!r}: this gansim trains 'phsp' (phase-space), 'calogan' (faithful CaloGAN), 'showergan' (modern shower GAN) and 'pacgan' (labelled slices) models")
         from gansim.models.phsp_gan import PhaseSpaceGANConfig
         from gansim.models.phsp_train import train_phase_space
 
@@ -271,8 +284,8 @@ SHOWER_BATCH_SIZE = 4096
 def generate(
     model: Annotated[Path, typer.Argument(help="model directory (e.g. RUN/model)")],
     n: Annotated[Optional[int], typer.Option("-n", "--n", help="number of particles or showers (default: rows of --cond-file)")] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="output file: phase space (.root, .npy, .npz, .mcpl, .IAEAphsp; default generated.npy) or showers (.h5 in the model's layout; default generated.h5)")] = None,
-    cond: Annotated[list[str], typer.Option("--cond", help="condition KEY=VALUE (repeatable), the same for every particle")] = [],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="output file: phase space (.root, .npy, .npz, .mcpl, .IAEAphsp; default generated.npy), showers (.h5 in the model's layout; default generated.h5) or images (.nii.gz, labels.csv beside it; default generated.nii.gz)")] = None,
+    cond: Annotated[list[str], typer.Option("--cond", help="condition KEY=VALUE (repeatable), the same for every particle; PACGAN: label=K")] = [],
     cond_file: Annotated[Optional[Path], typer.Option("--cond-file", help="phase space: a file whose columns named like the model's conditions give one condition row per particle; showers: a shower file (its incident energies) or energies in GeV (.npy/.txt/.csv)")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="same seed, same particles (whatever the batch size); default: a fresh random seed, printed")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help=(
@@ -283,9 +296,10 @@ def generate(
     particle: Annotated[Optional[str], typer.Option("--particle", help="particle type for MCPL/IAEA output when the model has no PDGCode (gamma, e-, e+, neutron, proton or a PDG code)")] = None,
     drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="leave out columns the output format cannot store (MCPL, IAEA)")] = False,
     with_conditions: Annotated[bool, typer.Option("--with-conditions", help="write the condition columns beside the generated ones")] = False,
+    per_class: Annotated[Optional[str], typer.Option("--per-class", help="PACGAN: images per class, comma separated (e.g. 100,100), written class by class")] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite OUTPUT")] = False,
 ) -> None:
-    """Generate N particles (or showers) from MODEL into OUTPUT, in bounded memory."""
+    """Generate N particles, showers or labelled images from MODEL into OUTPUT, in bounded memory."""
     try:
         from gansim.sampling import generate_to_file
 
@@ -297,7 +311,19 @@ def generate(
                 console.print(f"seed: {seed} (pass --seed {seed} to generate the same particles again)", highlight=False, markup=False)
         from gansim.models.model_file import read_manifest
 
-        if read_manifest(model).get("family") in SHOWER_FAMILIES:
+        model_family = read_manifest(model).get("family")
+        if model_family == "pacgan":
+            from gansim.cli.slices import generate_slices
+
+            given = [name for name, used in (("--particle", particle is not None), ("--drop-unknown", drop_unknown), ("--with-conditions", with_conditions), ("--cond-file", cond_file is not None)) if used]
+            if given:
+                raise GansimError(f"{', '.join(given)}: phase-space or shower option(s); {model} is a PACGAN model (--cond label=K, --per-class)")
+            generate_slices(model, n, output or Path("generated.nii.gz"), cond=_parse_conds(cond), per_class=per_class, seed=seed, batch_size=batch_size,
+                            device=device, force=force, say=lambda m: out.print(m, highlight=False, markup=False))
+            return
+        if per_class is not None:
+            raise GansimError("--per-class applies to PACGAN models (labelled images)")
+        if model_family in SHOWER_FAMILIES:
             given = [name for name, used in (("--particle", particle is not None), ("--drop-unknown", drop_unknown), ("--with-conditions", with_conditions)) if used]
             if given:
                 raise GansimError(f"{', '.join(given)}: phase-space output option(s); {model} is a shower model (its showers' energies are always written)")
@@ -530,6 +556,28 @@ def _read_sample(path: Path, columns: list[str] | None, target: int, seed: int) 
 
 
 @app.command()
+def classify(
+    model: Annotated[Path, typer.Argument(help="a PACGAN model directory (e.g. RUN/model)")],
+    images: Annotated[Path, typer.Argument(help="images: a NIfTI stack [W, H, C, N] (or a PACGAN-layout folder)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="predictions CSV: ID, Label (with --labels), P_<class> per class, Predicted")] = Path("predictions.csv"),
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="labels.csv (ID, Label) of the images: adds the whole-set ROC AUC with a bootstrap 95 % interval, ROC curves and the confusion matrix")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="HTML report (default: OUTPUT with .html)")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="images per forward pass (answers do not depend on it)")] = 64,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="seed of the bootstrap")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="overwrite OUTPUT and the report")] = False,
+) -> None:
+    """Classify IMAGES with a PACGAN model's discriminator: per-image class probabilities, and with --labels the AUC, ROC and confusion matrix."""
+    try:
+        from gansim.cli.slices import classify_slices
+
+        classify_slices(model, images, output, labels=labels, batch_size=batch_size, device=device, seed=seed, report=report, force=force,
+                        say=lambda m: out.print(m, highlight=False, markup=False))
+    except GansimError as err:
+        _fail(err)
+
+
+@app.command()
 def info(
     model: Annotated[Path, typer.Argument(help="model directory")],
     as_json: Annotated[bool, typer.Option("--json", help="print the raw manifest as JSON")] = False,
@@ -679,6 +727,12 @@ def data_cmd(
     force: Annotated[bool, typer.Option("--force")] = False,
     particle: Annotated[Optional[str], typer.Option("--particle", help="calo: eplus, gamma or piplus")] = None,
     layout: Annotated[Optional[str], typer.Option("--layout", help="calo: calogan (default) or calochallenge-ds2")] = None,
+    classes: Annotated[Optional[int], typer.Option("--classes", min=2, help="brain-slices: number of classes (class k has k/(K-1) of the Alzheimer-like effect)")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", help="brain-slices: image side in pixels (a power of 2)")] = None,
+    effect: Annotated[Optional[float], typer.Option("--effect", min=0.0, help="brain-slices: strength of the Alzheimer-like effect (1: the default)")] = None,
+    subjects: Annotated[Optional[int], typer.Option("--subjects", min=1, help="brain-slices: training subjects per class")] = None,
+    test_subjects: Annotated[Optional[int], typer.Option("--test-subjects", min=1, help="brain-slices: test subjects per class")] = None,
+    slices_per_subject: Annotated[Optional[int], typer.Option("--slices-per-subject", min=1, help="brain-slices: axial slices per subject")] = None,
 ) -> None:
     """Write a built-in data set (no download), e.g. `gansim data linac -o linac.npy`,
     `gansim data calo --particle eplus -n 100000 -o eplus.h5`."""
@@ -690,14 +744,27 @@ def data_cmd(
             for key, (description, _) in BUILTIN_DATASETS.items():
                 out.print(f"{key:12s} {description}", highlight=False, markup=False)
             out.print(f"{'calo':12s} GFlash showers in the CaloGAN layout (--particle eplus|gamma|piplus; --layout calochallenge-ds2), HDF5", highlight=False, markup=False)
+            out.print(f"{'brain-slices':12s} labelled axial T1w-like slices from the MNI152 template (PACGAN layout: train/ and test/, NIfTI + labels.csv; needs nilearn)", highlight=False, markup=False)
             return
+        slice_options = {"classes": classes, "size": size, "effect": effect, "train_subjects_per_class": subjects,
+                         "test_subjects_per_class": test_subjects, "slices_per_subject": slices_per_subject}
+        if name == "brain-slices":
+            from gansim.cli.slices import write_brain_slices_cmd
+
+            if output is None:
+                raise GansimError("-o/--output is required (a folder; train/ and test/ go into it)")
+            write_brain_slices_cmd(output, seed=seed, force=force, options=slice_options, say=lambda m: out.print(m, highlight=False, markup=False))
+            return
+        given = [f"--{k.replace('_per_class', '').replace('train_', '').replace('_', '-')}" for k, v in slice_options.items() if v is not None]
+        if given:
+            raise GansimError(f"{', '.join(given)}: options of the brain-slices data set, not of {name!r}")
         if name == "calo":
             _write_calo(output, n, seed, force, particle or "eplus", layout or "calogan")
             return
         if particle is not None or layout is not None:
             raise GansimError(f"--particle and --layout apply to the calo data set, not {name!r}")
         if name not in BUILTIN_DATASETS:
-            raise GansimError(f"unknown data set {name!r}; available: {', '.join(BUILTIN_DATASETS)}, calo")
+            raise GansimError(f"unknown data set {name!r}; available: {', '.join(BUILTIN_DATASETS)}, calo, brain-slices")
         if output is None:
             raise GansimError("-o/--output is required")
         table = BUILTIN_DATASETS[name][1](n, seed)

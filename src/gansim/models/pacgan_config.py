@@ -20,7 +20,7 @@ from pydantic import Field, field_validator, model_validator
 
 from gansim.config import FamilyConfig, OptimizerSettings, StrictModel
 
-__all__ = ["SliceDataSettings", "PACGANSettings", "ScheduleSettings", "ValidationSettings", "PACGANConfig", "level_sizes"]
+__all__ = ["SliceDataSettings", "PACGANSettings", "ScheduleSettings", "ValidationSettings", "EvaluationSettings", "PACGANConfig", "level_sizes"]
 
 
 def level_sizes(start_size: int, image_size: int) -> list[int]:
@@ -149,6 +149,16 @@ class ValidationSettings(StrictModel):
     generate_per_class: list[int] | None = Field(None, description="after training, write this many generated images per class beside the model (PACGAN's N_IMAGES_GENERATED); null: none")
 
 
+class EvaluationSettings(StrictModel):
+    """The end-of-training report (when ``train.evaluate``): classification of the held-out images and image-quality metrics."""
+
+    encoder_epochs: int = Field(15, ge=1, description="epochs of the small encoder trained on the real training images, whose features give FD and KID")
+    encoder: str | None = Field(None, description="a saved encoder directory to score with instead (keeps scores of several runs comparable)")
+    n_pairs: int = Field(1000, ge=10, description="random same-class pairs per class for SSIM and MS-SSIM")
+    inception_weights: str | None = Field(None, description="a trusted TorchScript InceptionV3 feature extractor file for Inception FID/KID (never downloaded); null: not computed")
+    grid_per_class: int = Field(8, ge=1, le=32, description="images per class in the report's grids")
+
+
 class PACGANConfig(FamilyConfig):
     """The whole config of a PACGAN run."""
 
@@ -158,6 +168,7 @@ class PACGANConfig(FamilyConfig):
     model: PACGANSettings = Field(default_factory=PACGANSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     optim: dict[str, OptimizerSettings] = Field(default_factory=lambda: {name: OptimizerSettings(lr=1e-3, betas=(0.5, 0.999)) for name in ("G", "D")})
 
     @model_validator(mode="after")

@@ -139,7 +139,9 @@ class PACGANModel:
     def generate(self, labels: np.ndarray, *, seed: int = 0, batch_size: int = 64, first: int = 0) -> np.ndarray:
         """Images ``(N, C, H, W)`` float32 in the training data's intensities, one per label.
 
-        Image ``i`` depends only on ``seed``, ``first + i`` and its label, not on ``batch_size``.
+        Image ``i`` depends only on ``seed``, ``first + i`` and its label: its latent does not depend on
+        ``batch_size``, and the same batch size gives the same bits; another batch size gives the
+        same images up to float32 rounding (CPU convolutions sum in another order for another batch).
         """
         labels = np.asarray(labels, dtype=np.int64)
         if labels.ndim != 1:

@@ -205,10 +205,47 @@ def _train(data: Path, cfg: PACGANConfig, run_dir: Path, dist: DistributedContex
     }
     model_dir = run_dir / "model"
     if dist.is_main:
-        save_pacgan(model_dir, g_out, objective.networks["D"], settings, class_names=class_names, intensity=scaling.to_dict(),
-                    spacing_mm=_final_spacing(slices.spacing_mm, slices.images.shape[-1], settings.image_size), extra=extra, force=True)
+        spacing = _final_spacing(slices.spacing_mm, slices.images.shape[-1], settings.image_size)
+        save_pacgan(model_dir, g_out, objective.networks["D"], settings, class_names=class_names, intensity=scaling.to_dict(), spacing_mm=spacing, extra=extra, force=True)
+        if cfg.validation.generate_per_class:
+            _write_generated(model_dir, run_dir / "generated" / "generated.nii.gz", cfg.validation.generate_per_class, cfg.train.seed, log)
+        if cfg.train.evaluate:
+            from gansim.models.pacgan_evaluate import evaluate_pacgan
+
+            if mode == "test":
+                held_out, held_labels, set_name = _read_test_set(cfg, settings.image_size, log)
+            else:
+                held_out, held_labels, set_name = images[val_idx], labels[val_idx], "validation"
+            if held_out is not None:
+                evaluate_pacgan(model_dir, run_dir, held_out, held_labels, images[train_idx], labels[train_idx], set_name=set_name, settings=cfg.evaluation,
+                                seed=cfg.train.seed, level_starts=schedule.starts, sizes=schedule.sizes, log=log)
     dist.barrier()
     return model_dir
+
+
+def _read_test_set(cfg: PACGANConfig, size: int, log: Any) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """The test set of test mode (data.test_data), at the model's image size; (None, None) with a note when none is given."""
+    from gansim.io.slices import read_slice_set
+
+    if cfg.data.test_data is None:
+        log("test mode without data.test_data: no test set to evaluate (give --set data.test_data=DIR)")
+        return None, None, "test"
+    test = read_slice_set(cfg.data.test_data, cfg.data.test_labels, require_labels=True)
+    assert test.labels is not None
+    return _to_image_size(test.images, size, test.source, log), test.labels, "test"
+
+
+def _write_generated(model_dir: Path, output: Path, per_class: list[int], seed: int, log: Any) -> None:
+    """PACGAN's GENERATE step: ``per_class`` images of each class into the run directory."""
+    from gansim.io.slices import write_slice_set
+    from gansim.models import load_model
+    from gansim.models.pacgan_model import labels_for_request
+
+    model = load_model(model_dir, device="cpu")
+    labels = labels_for_request(model.num_classes, per_class=per_class, source="validation.generate_per_class")
+    images = model.generate(labels, seed=seed)
+    write_slice_set(output, images, labels, spacing_mm=model.spacing_mm, description=f"gansim pacgan seed {seed}", force=True)
+    log(f"{len(labels):,d} generated images written to {output}")
 
 
 def _final_spacing(spacing_mm: tuple[float, float], side_in: int, side_out: int) -> tuple[float, float]:

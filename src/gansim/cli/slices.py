@@ -1,0 +1,211 @@
+"""The command line's labelled-slice (PACGAN) jobs: train, generate, classify, the built-in brain slices.
+
+Called by :mod:`gansim.cli.main`'s verbs once they know the job is about slices (a folder with
+``labels.csv``, a NIfTI stack, a ``pacgan`` model). Each function takes the parsed options and
+two printers: ``log`` for progress (stderr) and ``say`` for the result (stdout).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gansim.errors import ConfigError, DataError, GansimError
+
+__all__ = ["is_slice_data", "train_slices", "generate_slices", "classify_slices", "write_brain_slices_cmd", "parse_per_class"]
+
+Printer = Callable[[str], Any]
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def is_slice_data(path: Path) -> bool:
+    """A PACGAN-layout folder (holding ``labels.csv``) or a NIfTI stack with ``labels.csv`` beside it."""
+    if path.is_dir():
+        return (path / "labels.csv").is_file()
+    return _is_nifti(path) and (path.parent / "labels.csv").is_file()
+
+
+def _read_raw_config(config: Path | None, data: Path, log: Printer) -> dict[str, Any]:
+    """gansim's PACGAN config, or PACGAN's own ``config.json`` translated (its notes printed)."""
+    from gansim.config import read_config_file
+    from gansim.models.pacgan_foreign import is_pacgan_config, translate_pacgan_config
+
+    if config is None:
+        return {}
+    raw = read_config_file(config)
+    if is_pacgan_config(raw):
+        translated, notes = translate_pacgan_config(raw, source=str(config), data_dir=data)
+        log(f"{config}: PACGAN config.json, translated to gansim's PACGAN config:")
+        for note in notes:
+            log(f"  {note}")
+        return translated
+    if raw.get("family", "pacgan") != "pacgan":
+        raise ConfigError(f"{config}: a {raw.get('family')!r} config, but {data} holds labelled slices (family pacgan)")
+    return raw
+
+
+def train_slices(data: Path, config: Path | None, output: Path, *, resume: bool, force: bool, overrides: dict[str, Any],
+                 set_values: dict[str, Any], log: Printer, say: Printer, merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]) -> Path:
+    """``gansim train DATA_DIR [CONFIG] -o RUN`` for slices; ``overrides`` are the common options (train.batch_size ...)."""
+    from gansim.config import parse_config, read_config_file
+    from gansim.models.pacgan_config import PACGANConfig
+    from gansim.models.pacgan_train import train_pacgan
+
+    if resume and (output / "config.json").is_file():
+        raw = read_config_file(output / "config.json")
+    else:
+        raw = _read_raw_config(config, data, log)
+    train_over = dict(overrides.get("train", {}))
+    if "total_rows" in train_over:
+        raise ConfigError("--total-rows: a PACGAN run's length is its schedule (levels × epochs × training images); set schedule.epochs, or train.max_wall_time_s to stop early")
+    if "batch_size" in train_over:
+        raw = merge(raw, {"schedule": {"batch_sizes": train_over.pop("batch_size")}})
+    cfg = parse_config(PACGANConfig, merge(merge(raw, {"family": "pacgan", "train": train_over} if train_over else {"family": "pacgan"}), set_values),
+                       source=str(config) if config else "config")
+    model_dir = train_pacgan(data, cfg, output, resume=resume, force=force, log=log)
+    say(f"model written to {model_dir}")
+    return model_dir
+
+
+def parse_per_class(text: str | None, option: str = "--per-class") -> list[int] | None:
+    """``"100,100"`` -> [100, 100]."""
+    if text is None:
+        return None
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected comma-separated whole numbers, one per class (e.g. 100,100)") from None
+    if any(c < 0 for c in counts):
+        raise ConfigError(f"{option} {text!r}: counts must be >= 0")
+    return counts
+
+
+def _label_from_cond(cond: dict[str, float], num_classes: int) -> int | None:
+    unknown = sorted(set(cond) - {"label"})
+    if unknown:
+        raise ConfigError(f"--cond {', '.join(unknown)}: a PACGAN model is conditioned on 'label' only (e.g. --cond label=1)")
+    if "label" not in cond:
+        return None
+    value = cond["label"]
+    if value != int(value) or not 0 <= value < num_classes:
+        raise ConfigError(f"--cond label={value:g}: expected a class index 0..{num_classes - 1}")
+    return int(value)
+
+
+def generate_slices(model_path: Path, n: int | None, output: Path, *, cond: dict[str, float], per_class: str | None, seed: int,
+                    batch_size: int | None, device: str, force: bool, say: Printer) -> Path:
+    """``gansim generate PACGAN_MODEL -n N -o OUT.nii.gz``: labelled images and ``labels.csv`` beside them."""
+    from gansim.io.slices import write_slice_set
+    from gansim.models import load_model
+    from gansim.models.pacgan_model import labels_for_request
+
+    if not _is_nifti(output):
+        raise ConfigError(f"{output}: a PACGAN model writes a NIfTI stack; name the output .nii.gz or .nii")
+    model = load_model(model_path, device=device)
+    label = _label_from_cond(cond, model.num_classes)
+    counts = parse_per_class(per_class)
+    if counts is None and n is None:
+        raise ConfigError("give -n N (split over the classes, or of one class with --cond label=K) or --per-class N0,N1,...")
+    labels = labels_for_request(model.num_classes, n=n, label=label, per_class=counts, source="generate")
+    if len(labels) == 0:
+        raise ConfigError("nothing to generate: the counts add up to 0 images")
+    labels_path = output.parent / "labels.csv"
+    for path in (output, labels_path):  # both checked before anything is made, so a refusal costs no time and loses nothing
+        if path.exists() and not force:
+            raise GansimError(f"{path}: already exists; pass --force to overwrite it")
+    images = _generate_bounded(model, labels, seed, batch_size or 64, output)
+    try:
+        write_slice_set(output, images, labels, spacing_mm=model.spacing_mm, description=f"gansim pacgan seed {seed}", force=force, labels_path=labels_path)
+    finally:
+        _release(images)
+    per = ", ".join(f"{model.class_names[k]}: {int(c)}" for k, c in enumerate(np.bincount(labels, minlength=model.num_classes)))
+    say(f"{len(labels):,d} images ({per}) written to {output}, labels to {labels_path} (seed {seed})")
+    return output
+
+
+#: above this many bytes the generated stack is built in a temporary file beside the output, not in memory
+IN_MEMORY_BYTES = 512 * 2**20
+
+
+def _generate_bounded(model: Any, labels: np.ndarray, seed: int, batch_size: int, output: Path) -> np.ndarray:
+    """The images, made batch by batch into an array (a memory-mapped temporary file when large)."""
+    shape = (len(labels), *model.image_shape)
+    if int(np.prod(shape)) * 4 <= IN_MEMORY_BYTES:
+        out = np.empty(shape, dtype=np.float32)
+    else:
+        import tempfile
+
+        output.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(prefix=f".{output.name}.", suffix=".images", dir=output.parent, delete=False)
+        handle.close()
+        out = np.lib.format.open_memmap(handle.name, mode="w+", dtype=np.float32, shape=shape)
+    for start in range(0, len(labels), batch_size):
+        stop = min(len(labels), start + batch_size)
+        out[start:stop] = model.generate(labels[start:stop], seed=seed, batch_size=batch_size, first=start)
+    return out
+
+
+def _release(images: np.ndarray) -> None:
+    """Remove the temporary file behind a memory-mapped stack."""
+    name = getattr(images, "filename", None)
+    if name:
+        del images
+        Path(name).unlink(missing_ok=True)
+
+
+def classify_slices(model_path: Path, images_path: Path, output: Path, *, labels: Path | None, batch_size: int, device: str, seed: int,
+                    report: Path | None, force: bool, say: Printer) -> dict[str, Any]:
+    """``gansim classify MODEL IMAGES.nii.gz [--labels labels.csv] -o predictions.csv``."""
+    from gansim.io.slices import read_slice_set
+    from gansim.metrics.classification import classification_summary, write_predictions_csv
+    from gansim.models import load_model
+
+    model = load_model(model_path, device=device)
+    if model.manifest.get("family") != "pacgan":
+        raise ConfigError(f"{model_path}: a {model.manifest.get('family')!r} model; only PACGAN models classify images")
+    report_path = report if report is not None else output.with_suffix(".html")
+    for path in (output, report_path):
+        if path.exists() and not force:
+            raise GansimError(f"{path}: already exists; pass --force to overwrite it")
+    slices = read_slice_set(images_path, labels, require_labels=labels is not None)
+    images = slices.images
+    side = model.image_shape[-1]
+    if images.shape[-1] != side or images.shape[-2] != side:
+        from gansim.io.slices import downsample
+
+        h, w = images.shape[-2:]
+        if h == w and h > side and h % side == 0 and ((h // side) & (h // side - 1)) == 0:
+            images = downsample(images, side)
+        else:
+            raise DataError(f"{slices.source}: {h}×{w} slices; the model classifies {side}×{side} (or a power-of-2 multiple, downsampled)")
+    probabilities = model.predict_proba(images, batch_size=batch_size, source=slices.source)
+    true = slices.labels if labels is not None else None
+    write_predictions_csv(output, slices.ids.tolist(), probabilities, labels=true, class_names=model.class_names, force=force)
+    summary = classification_summary(true, probabilities, class_names=model.class_names, seed=seed)
+    from gansim.metrics.image_report import classification_sections, write_image_report
+
+    write_image_report(report_path, title=f"gansim classify: {images_path}", sections=classification_sections(summary, title="classification"),
+                       notes=[f"model {model_path}", f"images {slices.source}" + (f", labels {labels}" if labels else "")], force=force)
+    say(f"predictions for {len(probabilities):,d} images written to {output}; report {report_path}")
+    auc = summary.get("auc")
+    if auc is not None:
+        say(f"ROC AUC (whole set{', one-vs-rest macro' if model.num_classes > 2 else ''}): {auc['auc']:.4f} "
+            f"[{auc['lo']:.4f}, {auc['hi']:.4f}] {100 * auc['level']:.0f} % bootstrap CI; accuracy {summary['accuracy']:.4f}")
+    return summary
+
+
+def write_brain_slices_cmd(output: Path, *, seed: int, force: bool, options: dict[str, Any], say: Printer) -> dict[str, Any]:
+    """``gansim data brain-slices -o DIR``."""
+    from gansim.data.brain_slices import write_brain_slices
+
+    summary = write_brain_slices(output, seed=seed, force=force, **{k: v for k, v in options.items() if v is not None})
+    say(json.dumps(summary, indent=2, default=str))
+    return summary
