@@ -12,30 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from gansim.cli.main import app
-from gansim.io.slices import read_slice_set, write_slice_set
+from gansim.io.slices import read_slice_set
+
+from conftest import PACGAN_TINY as TINY
+from conftest import write_toy_slices as _write_set
 
 runner = CliRunner()
-
-TINY = ["--set", "model.image_size=16", "--set", "model.in_channels=16", "--set", "model.z_dim=8", "--set", "model.aux_hidden=8",
-        "--set", "schedule.epochs=[2,2,2]", "--set", "schedule.batch_sizes=8", "--set", "evaluation.encoder_epochs=1",
-        "--set", "evaluation.n_pairs=20", "--set", "train.tick_rows=64", "--device", "cpu"]
-
-
-def _write_set(folder: Path, n_subjects: int, seed: int, prefix: str) -> None:
-    """Two classes of squares of different sizes, 3 slices per subject, intensities 0..1000 (so the scaling is exercised)."""
-    rng = np.random.default_rng(seed)
-    images, labels, subjects = [], [], []
-    for s in range(n_subjects):
-        label = s % 2
-        for _ in range(3):
-            image = rng.uniform(0, 200, size=(1, 16, 16))
-            half = 3 + 2 * label + int(rng.integers(0, 2))
-            image[0, 8 - half : 8 + half, 8 - half : 8 + half] = 900 + rng.normal(0, 20)
-            images.append(image)
-            labels.append(label)
-            subjects.append(f"{prefix}{s:03d}")
-    write_slice_set(folder / "Real16x16.nii.gz", np.asarray(images, np.float32), np.asarray(labels), subjects=np.asarray(subjects), spacing_mm=(1.5, 1.5))
-
 
 @pytest.fixture(scope="module")
 def slices(tmp_path_factory: pytest.TempPathFactory) -> Path:

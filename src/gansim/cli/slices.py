@@ -102,14 +102,28 @@ def _label_from_cond(cond: dict[str, float], num_classes: int) -> int | None:
 
 def generate_slices(model_path: Path, n: int | None, output: Path, *, cond: dict[str, float], per_class: str | None, seed: int,
                     batch_size: int | None, device: str, force: bool, say: Printer) -> Path:
-    """``gansim generate PACGAN_MODEL -n N -o OUT.nii.gz``: labelled images and ``labels.csv`` beside them."""
-    from gansim.io.slices import write_slice_set
+    """``gansim generate PACGAN_MODEL -n N -o OUT.nii.gz``: labelled images and ``labels.csv`` beside them (under torchrun: shared out)."""
     from gansim.models import load_model
-    from gansim.models.pacgan_model import labels_for_request
+
+    from gansim.training.device import resolve_device
+    from gansim.training.distributed import init_distributed
 
     if not _is_nifti(output):
         raise ConfigError(f"{output}: a PACGAN model writes a NIfTI stack; name the output .nii.gz or .nii")
-    model = load_model(model_path, device=device)
+    dist = init_distributed(device)
+    try:
+        model = load_model(model_path, device=resolve_device(device, local_rank=dist.local_rank if dist.enabled else None))
+        return _generate(model, n, output, cond, per_class, seed, batch_size, force, say, dist)
+    finally:
+        dist.shutdown()
+
+
+def _generate(model: Any, n: int | None, output: Path, cond: dict[str, float], per_class: str | None, seed: int, batch_size: int | None,
+              force: bool, say: Printer, dist: Any) -> Path:
+    """Under torchrun each process makes a contiguous share of the images; process 0 gathers and writes them."""
+    from gansim.io.slices import write_slice_set
+    from gansim.models.pacgan_model import labels_for_request
+
     label = _label_from_cond(cond, model.num_classes)
     counts = parse_per_class(per_class)
     if counts is None and n is None:
@@ -121,11 +135,28 @@ def generate_slices(model_path: Path, n: int | None, output: Path, *, cond: dict
     for path in (output, labels_path):  # both checked before anything is made, so a refusal costs no time and loses nothing
         if path.exists() and not force:
             raise GansimError(f"{path}: already exists; pass --force to overwrite it")
-    images = _generate_bounded(model, labels, seed, batch_size or 64, output)
-    try:
-        write_slice_set(output, images, labels, spacing_mm=model.spacing_mm, description=f"gansim pacgan seed {seed}", force=force, labels_path=labels_path)
-    finally:
-        _release(images)
+    if dist.enabled:
+        import torch.distributed as torch_dist
+
+        share = [len(labels) * r // dist.world_size for r in range(dist.world_size + 1)]
+        lo, hi = share[dist.rank], share[dist.rank + 1]
+        mine = np.empty((hi - lo, *model.image_shape), dtype=np.float32)
+        for start in range(lo, hi, batch_size or 64):
+            stop = min(hi, start + (batch_size or 64))
+            mine[start - lo : stop - lo] = model.generate(labels[start:stop], seed=seed, batch_size=batch_size or 64, first=start)
+        parts: list[Any] = [None] * dist.world_size
+        torch_dist.all_gather_object(parts, mine)  # arrays this job made itself, never data read from disk
+        if dist.is_main:
+            write_slice_set(output, np.concatenate(parts), labels, spacing_mm=model.spacing_mm, description=f"gansim pacgan seed {seed}", force=force, labels_path=labels_path)
+        dist.barrier()
+        if not dist.is_main:
+            return output
+    else:
+        images = _generate_bounded(model, labels, seed, batch_size or 64, output)
+        try:
+            write_slice_set(output, images, labels, spacing_mm=model.spacing_mm, description=f"gansim pacgan seed {seed}", force=force, labels_path=labels_path)
+        finally:
+            _release(images)
     per = ", ".join(f"{model.class_names[k]}: {int(c)}" for k, c in enumerate(np.bincount(labels, minlength=model.num_classes)))
     say(f"{len(labels):,d} images ({per}) written to {output}, labels to {labels_path} (seed {seed})")
     return output
