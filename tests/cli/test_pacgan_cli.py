@@ -55,6 +55,13 @@ def test_train_validate_mode_writes_model_report_and_best_epochs(validate_run: P
         assert heading in html
 
 
+def test_info_shows_the_pacgan_model(validate_run: Path) -> None:
+    result = runner.invoke(app, ["info", str(validate_run / "model")])
+    assert result.exit_code == 0, result.output
+    for text in ("pacgan", "levels 4→16 px", "classifier", "AUC", "best epochs per level", "image quality", "fold 4 of 5"):
+        assert text in result.output, text
+
+
 def test_generate_writes_nifti_and_labels(validate_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "syn" / "gen.nii.gz"
     result = runner.invoke(app, ["generate", str(validate_run / "model"), "--per-class", "3,4", "-o", str(out), "--seed", "7", "--batch-size", "2"])

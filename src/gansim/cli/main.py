@@ -613,6 +613,13 @@ def _print_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
     add("family", str(manifest.get("family")))
     add("format", f"{manifest.get('format')} v{manifest.get('format_version')} (gansim {manifest.get('gansim_version') or training.get('gansim_version')})")
+    if manifest.get("family") == "pacgan":
+        from gansim.cli.slices import pacgan_info_rows
+
+        for field, value in pacgan_info_rows(manifest):
+            add(field, value)
+        out.print(table)
+        return
     if manifest.get("family") != "phsp":
         # other families: their layout, architecture settings and training facts as they are stored
         add("layout", str(manifest.get("layout")))

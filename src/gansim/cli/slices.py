@@ -16,7 +16,7 @@ import numpy as np
 
 from gansim.errors import ConfigError, DataError, GansimError
 
-__all__ = ["is_slice_data", "train_slices", "generate_slices", "classify_slices", "write_brain_slices_cmd", "parse_per_class"]
+__all__ = ["pacgan_info_rows", "is_slice_data", "train_slices", "generate_slices", "classify_slices", "write_brain_slices_cmd", "parse_per_class"]
 
 Printer = Callable[[str], Any]
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -240,3 +240,37 @@ def write_brain_slices_cmd(output: Path, *, seed: int, force: bool, options: dic
     summary = write_brain_slices(output, seed=seed, force=force, **{k: v for k, v in options.items() if v is not None})
     say(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def pacgan_info_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """``gansim info`` rows of a PACGAN model: images, classes, architecture, data, split, best epochs, scores."""
+    arch = manifest.get("architecture", {})
+    training = manifest.get("training", {})
+    data = training.get("data", {})
+    rows = [
+        ("images", f"{'×'.join(str(v) for v in manifest.get('image_shape', []))} (C×H×W), {manifest.get('spacing_mm')} mm pixels, intensities {manifest.get('intensity')}"),
+        ("classes", ", ".join(f"{k}: {name}" for k, name in enumerate(manifest.get("classes", [])))),
+        ("architecture", f"levels {arch.get('start_size')}→{arch.get('image_size')} px, {arch.get('in_channels')} channels at level 0, z {arch.get('z_dim')}, "
+                         f"embedding {arch.get('embedding_dim')}, {'projection + ' if arch.get('projection') else ''}auxiliary classifier; "
+                         f"λ_GP {arch.get('gp_weight')}, λ_cls1 {arch.get('lambda_cls_1')}, λ_cls2 {arch.get('lambda_cls_2')} ({arch.get('lambda_meaning')})"),
+    ]
+    if data:
+        split = data.get("split", {})
+        rows.append(("training data", f"{data.get('image_file')} ({data.get('images'):,} slices, per class {data.get('class_counts')}, sha256 {str(data.get('sha256'))[:16]}…)"))
+        rows.append(("split", f"{split.get('mode')}: {split.get('images')} images, {split.get('subjects')} subjects (fold {split.get('fold')} of {split.get('n_folds')}, seed {split.get('seed')})"))
+    if training:
+        rows.append(("training", f"{training.get('rows_seen'):,} images seen in {training.get('wall_time_s', 0):.0f} s × {training.get('processes')} process(es); "
+                                 f"weights: {training.get('weights')}; best epochs per level {training.get('best_epochs')}"))
+    metrics = manifest.get("metrics") or {}
+    auc = (metrics.get("classifier") or {}).get("auc")
+    if auc:
+        rows.append(("classifier", f"AUC {auc['auc']:.3f} [{auc['lo']:.3f}, {auc['hi']:.3f}] on {metrics.get('n_images')} {metrics.get('evaluated_on')}; "
+                                   f"accuracy {metrics['classifier'].get('accuracy'):.3f}"))
+    overall = (metrics.get("image_quality") or {}).get("overall") or {}
+    if overall:
+        def value(entry: Any) -> str:
+            v = entry.get("value", entry.get("mean")) if isinstance(entry, dict) else entry
+            return "—" if v is None else f"{v:.4g}"
+
+        rows.append(("image quality", f"encoder FD {value(overall.get('encoder_fd'))}, KID {value(overall.get('encoder_kid'))}, radiomics FD {value(overall.get('radiomics_fd'))}"))
+    return rows
