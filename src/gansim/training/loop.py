@@ -113,6 +113,7 @@ class TrainingLoop:
             self.ema = EMA(objective.networks[objective.ema_network], settings.ema_halflife_rows, settings.ema_rampup)
         self.rows_seen = 0
         self.iterations = 0
+        self.last_iteration_rows = 0  # rows the last iteration took (for objectives' after_iteration)
         self._stat_sums: dict[str, torch.Tensor] = {}
         self._stat_counts: dict[str, int] = {}
         self._tick_start_time = time.perf_counter()
@@ -297,6 +298,7 @@ class TrainingLoop:
         self.iterations += 1
         if self.ema is not None:
             self.ema.update(self.objective.networks[self.objective.ema_network], self.rows_seen, self.rows_seen - rows_before)  # type: ignore[index]
+        self.last_iteration_rows = self.rows_seen - rows_before
         self.objective.after_iteration(self)
 
     def _apply_schedule(self, name: str, opt: torch.optim.Optimizer) -> None:
