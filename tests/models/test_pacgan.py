@@ -224,3 +224,31 @@ def test_latents_do_not_depend_on_batching() -> None:
     whole = model.latents(7, 0, 3 * LATENT_BLOCK + 5)
     part = model.latents(7, LATENT_BLOCK - 2, 10)
     torch.testing.assert_close(part, whole[LATENT_BLOCK - 2 : LATENT_BLOCK + 8], rtol=0, atol=0)
+
+
+def test_save_load_gives_identical_images_and_probabilities(tmp_path: Path) -> None:
+    from gansim.io.slices import IntensityScaling
+    from gansim.models import load_model
+    from gansim.models.pacgan_model import save_pacgan
+
+    torch.manual_seed(4)
+    settings = _settings()
+    g, d = build_networks(settings)
+    d.minibatch_std.running_spread.fill_(0.37)
+    d.minibatch_std.running_updates.fill_(5)
+    scaling = IntensityScaling("range", 0.0, 1000.0)
+    save_pacgan(tmp_path / "model", g, d, settings, class_names=["CN", "MCI", "AD"], intensity=scaling.to_dict(), spacing_mm=(1.2, 1.2))
+    model = load_model(tmp_path / "model", device="cpu")
+    labels = np.array([0, 2, 1, 1, 0])
+    images = model.generate(labels, seed=11, batch_size=2)
+    with torch.no_grad():
+        expected = g.eval()(model.latents(11, 0, 5), torch.from_numpy(labels)).numpy()
+    np.testing.assert_allclose(images, scaling.inverse(expected), rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(images, model.generate(labels, seed=11, batch_size=2))
+    assert images.min() >= 0 and images.max() <= 1000  # tanh output mapped back to the data's range
+    with torch.no_grad():
+        expected_p = torch.softmax(d.eval().classify(torch.from_numpy(scaling.forward(images))), dim=1).numpy()
+    np.testing.assert_allclose(model.predict_proba(images), expected_p, rtol=1e-5, atol=1e-6)
+    assert model.class_names == ["CN", "MCI", "AD"] and model.spacing_mm == (1.2, 1.2)
+    with pytest.raises(Exception, match=r"\(N, 1, 16, 16\)"):
+        model.predict_proba(np.zeros((2, 1, 8, 8), np.float32))
