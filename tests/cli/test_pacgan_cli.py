@@ -152,3 +152,19 @@ def test_subject_in_both_sets_is_refused_by_name(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="sub-7"):
         check_no_subject_overlap({"train": np.array(["sub-1", "sub-7"]), "validation": np.array(["sub-7", "sub-9"])}, source="labels.csv")
+
+
+def test_compare_two_slice_sets(validate_run: Path, slices: Path, tmp_path: Path) -> None:
+    gen = tmp_path / "gen" / "gen.nii.gz"
+    assert runner.invoke(app, ["generate", str(validate_run / "model"), "--per-class", "12,12", "-o", str(gen), "--seed", "2"]).exit_code == 0
+    report = tmp_path / "cmp"
+    result = runner.invoke(app, ["compare", str(slices / "test"), str(gen.parent), "-o", str(report), "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert set(metrics["per_class"]) == {"0", "1"} and "baseline_real_real" in metrics
+    assert "encoder trained on 12" in metrics["encoder"]
+    assert "image quality" in (report / "report.html").read_text()
+    again = runner.invoke(app, ["compare", str(slices / "test"), str(gen.parent), "-o", str(report), "--encoder", str(report / "encoder")])
+    assert again.exit_code == 2 and "already exists" in again.output
+    bad = runner.invoke(app, ["compare", str(slices / "test"), str(gen.parent), "-o", str(tmp_path / "x"), "--keys", "a"])
+    assert bad.exit_code == 2 and "--keys" in bad.output

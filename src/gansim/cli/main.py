@@ -443,13 +443,26 @@ def compare(
     model: Annotated[Optional[Path], typer.Option("--model", help="phase space: model directory, its manifest and training curve go into the report")] = None,
     binning_xml: Annotated[Optional[Path], typer.Option("--binning-xml", help="showers: the binning XML of CaloChallenge dataset-1 files (e.g. binning_dataset_1_photons.xml)")] = None,
     particle: Annotated[Optional[str], typer.Option("--particle", help="showers, with --binning-xml: whose binning (photon, pion or a PDG id) when the XML holds several particles")] = None,
+    encoder: Annotated[Optional[Path], typer.Option("--encoder", help="labelled slices: a saved image encoder (e.g. from an earlier compare) for FD/KID; default: one trained on half the reference")] = None,
+    inception_weights: Annotated[Optional[Path], typer.Option("--inception-weights", help="labelled slices: a trusted TorchScript InceptionV3 feature extractor for Inception FID/KID (never downloaded)")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing report")] = False,
 ) -> None:
-    """Compare a generated sample with a reference (phase spaces, or CaloGAN / CaloChallenge showers): distances, classifier AUC, HTML report."""
+    """Compare a generated sample with a reference (phase spaces, CaloGAN / CaloChallenge showers, labelled slices): distances, classifier AUC, HTML report."""
     try:
+        from gansim.cli.slices import compare_slices, is_slice_data
         from gansim.metrics.evaluate import compare_tables, print_metrics, write_evaluation
 
+        if is_slice_data(reference) or is_slice_data(generated):
+            given = [name for name, value in {"--keys": keys, "--cond": cond, "--bins": bins, "--model": model, "--max-rows": max_rows,
+                                              "--binning-xml": binning_xml, "--particle": particle}.items() if value is not None]
+            if given:
+                raise GansimError(f"{', '.join(given)}: not options of a labelled-slice comparison (give -o, --encoder, --inception-weights, --seed, --force)")
+            compare_slices(reference, generated, output, seed=seed, force=force, encoder=encoder, encoder_epochs=15, inception_weights=inception_weights,
+                           say=lambda m: out.print(m, highlight=False, markup=False))
+            return
+        if encoder is not None or inception_weights is not None:
+            raise GansimError("--encoder and --inception-weights apply to labelled slices (PACGAN-layout folders)")
         if any(path.suffix.lower() in (".h5", ".hdf5") for path in (reference, generated)):
             phsp_only = {"--keys": keys, "--cond": cond, "--bins": bins, "--model": model}
             given = [name for name, value in phsp_only.items() if value is not None]
