@@ -168,3 +168,17 @@ def test_compare_two_slice_sets(validate_run: Path, slices: Path, tmp_path: Path
     assert again.exit_code == 2 and "already exists" in again.output
     bad = runner.invoke(app, ["compare", str(slices / "test"), str(gen.parent), "-o", str(tmp_path / "x"), "--keys", "a"])
     assert bad.exit_code == 2 and "--keys" in bad.output
+
+
+def test_resume_refuses_a_changed_schedule_and_finishes_a_stopped_run(slices: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    first = runner.invoke(app, ["train", str(slices / "train"), "-o", str(run), *TINY, "--set", "train.evaluate=false", "--set", "train.checkpoint_rows=100",
+                                "--set", "train.max_wall_time_s=0.5"])
+    assert first.exit_code == 0, first.output
+    stopped = json.loads((run / "model" / "manifest.json").read_text())["training"]
+    changed = runner.invoke(app, ["train", str(slices / "train"), "-o", str(run), "--resume", "--set", "schedule.epochs=[3,3,3]"])
+    assert changed.exit_code == 2 and "schedule.epochs" in changed.output
+    resumed = runner.invoke(app, ["train", str(slices / "train"), "-o", str(run), "--resume", "--set", "train.max_wall_time_s=600"])
+    assert resumed.exit_code == 0, resumed.output
+    training = json.loads((run / "model" / "manifest.json").read_text())["training"]
+    assert training["resumed_from"] and training["rows_seen"] >= training["data"]["schedule"]["total_images"] > stopped["rows_seen"]

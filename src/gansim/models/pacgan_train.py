@@ -106,7 +106,9 @@ def _train(data: Path, cfg: PACGANConfig, run_dir: Path, dist: DistributedContex
         prepare_run_dir(run_dir, data, resume=resume, force=force)
     dist.barrier()
     if resume and (run_dir / "config.json").is_file():
-        _check_resumed_config(json.loads((run_dir / "config.json").read_text()), cfg.model_dump(mode="json"), run_dir / "config.json")
+        # the level schedule and the mode decide where in the run a checkpoint stands: they cannot change either
+        _check_resumed_config(json.loads((run_dir / "config.json").read_text()), cfg.model_dump(mode="json"), run_dir / "config.json",
+                              sections=("family", "data", "model", "schedule", "validation"))
     mode = cfg.validation.mode
     slices = read_slice_set(data, cfg.data.labels, image_file=cfg.data.image_file, require_labels=True, require_subjects=mode != "test")
     source = slices.source

@@ -113,9 +113,9 @@ def _build_showergan(cfg: ShowerGANConfig, train: ShowerData, device: torch.devi
     return objective, batches, save, {"cell_threshold_mev": threshold_mev, "energy_range_gev": list(energy_range)}
 
 
-def _check_resumed_config(old: dict[str, Any], new: dict[str, Any], source: Path) -> None:
+def _check_resumed_config(old: dict[str, Any], new: dict[str, Any], source: Path, sections: tuple[str, ...] = ("family", "data", "model")) -> None:
     """A resumed run keeps its family, data and model settings (the checkpoint's networks, split and threshold come from them)."""
-    changed = [f"{section}.{key}" if key else section for section in ("family", "data", "model") for key in _changed_keys(old.get(section), new.get(section))]
+    changed = [f"{section}.{key}" if key else section for section in sections for key in _changed_keys(old.get(section), new.get(section))]
     if changed:
         raise ConfigError(f"{source}: on --resume these settings cannot change: {', '.join(changed)}; start a new run to change them (training settings and optimisers may change)")
 
