@@ -182,3 +182,17 @@ def test_resume_refuses_a_changed_schedule_and_finishes_a_stopped_run(slices: Pa
     assert resumed.exit_code == 0, resumed.output
     training = json.loads((run / "model" / "manifest.json").read_text())["training"]
     assert training["resumed_from"] and training["rows_seen"] >= training["data"]["schedule"]["total_images"] > stopped["rows_seen"]
+
+
+def test_data_brain_slices_through_the_cli(tmp_path: Path) -> None:
+    pytest.importorskip("nilearn")
+    out = tmp_path / "brains"
+    result = runner.invoke(app, ["data", "brain-slices", "-o", str(out), "--size", "16", "--subjects", "5", "--test-subjects", "2", "--classes", "3", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert "train: 60 slices of 15 subjects" in result.output
+    train = read_slice_set(out / "train", require_subjects=True)
+    assert train.images.shape == (60, 1, 16, 16) and sorted(set(train.labels.tolist())) == [0, 1, 2]
+    again = runner.invoke(app, ["data", "brain-slices", "-o", str(out), "--size", "16"])
+    assert again.exit_code == 2 and "exists" in again.output
+    wrong = runner.invoke(app, ["data", "linac", "-o", str(tmp_path / "x.npy"), "--classes", "3"])
+    assert wrong.exit_code == 2 and "--classes" in wrong.output

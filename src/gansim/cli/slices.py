@@ -238,7 +238,11 @@ def write_brain_slices_cmd(output: Path, *, seed: int, force: bool, options: dic
     from gansim.data.brain_slices import write_brain_slices
 
     summary = write_brain_slices(output, seed=seed, force=force, **{k: v for k, v in options.items() if v is not None})
-    say(json.dumps(summary, indent=2, default=str))
+    say(summary["description"])
+    for split in ("train", "test"):
+        part = summary[split]
+        say(f"{split}: {part['slices']:,d} slices of {part['subjects']} subjects (per class {part['slices_per_class']}) -> {part['image']}, {part['labels']}")
+    say(f"{summary['size']}×{summary['size']} pixels of {summary['spacing_mm'][0]:g} mm; parameters in {Path(output) / 'dataset.json'}")
     return summary
 
 
