@@ -38,10 +38,11 @@ class OptimizerSettings(StrictModel):
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.0, ge=0, description="RMSprop/SGD momentum")
     alpha: float = Field(0.99, gt=0, lt=1, description="RMSprop smoothing constant")
-    scheduler: Literal["none", "step", "exponential", "cosine"] = "none"
+    scheduler: Literal["none", "step", "exponential", "cosine", "linear"] = "none"
     step_rows: int = Field(1_000_000, gt=0, description="step: multiply lr by gamma every step_rows rows; exponential: by gamma per step_rows")
     gamma: float = Field(0.5, gt=0, le=1)
-    min_lr_factor: float = Field(0.0, ge=0, le=1, description="cosine: final lr as a fraction of lr; step and exponential: the floor of the decay")
+    min_lr_factor: float = Field(0.0, ge=0, le=1, description="cosine and linear: final lr as a fraction of lr; step and exponential: the floor of the decay")
+    decay_start: float = Field(0.5, ge=0, lt=1, description="linear: the lr is constant for this fraction of the run, then falls linearly to min_lr_factor at its end (CycleGAN: half)")
 
 
 def lr_factor(settings: OptimizerSettings, rows_seen: int, total_rows: int) -> float:
@@ -53,6 +54,9 @@ def lr_factor(settings: OptimizerSettings, rows_seen: int, total_rows: int) -> f
     if settings.scheduler == "exponential":
         return max(settings.min_lr_factor, settings.gamma ** (rows_seen / settings.step_rows))
     progress = min(1.0, rows_seen / max(1, total_rows))
+    if settings.scheduler == "linear":
+        decay = max(0.0, progress - settings.decay_start) / (1.0 - settings.decay_start)
+        return 1.0 - (1.0 - settings.min_lr_factor) * decay
     return settings.min_lr_factor + (1 - settings.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 

@@ -128,3 +128,7 @@ def test_lr_factor_shapes() -> None:
     assert lr_factor(exp, 50, 1000) == pytest.approx(0.5**0.5)
     floored = OptimizerSettings(scheduler="exponential", step_rows=100, gamma=0.5, min_lr_factor=0.05)
     assert lr_factor(floored, 300, 1000) == pytest.approx(0.125) and lr_factor(floored, 1000, 1000) == 0.05  # 0.5**10 < 0.05
+    linear = OptimizerSettings(scheduler="linear", decay_start=0.5)  # CycleGAN's: constant for half the run, then linearly to 0
+    assert [lr_factor(linear, r, 1000) for r in (0, 500, 750, 1000, 2000)] == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
+    floor = OptimizerSettings(scheduler="linear", decay_start=0.0, min_lr_factor=0.2)
+    assert lr_factor(floor, 500, 1000) == pytest.approx(0.6) and lr_factor(floor, 1000, 1000) == pytest.approx(0.2)
