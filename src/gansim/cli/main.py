@@ -75,8 +75,12 @@ def detect_family(data: Path) -> str:
     from gansim.cli.slices import is_slice_data
     from gansim.io.phsp import detect_format
 
+    from gansim.cli.volumes import is_volume_data
+
     if is_slice_data(data):
         return "pacgan"
+    if is_volume_data(data):
+        return "cyclegan"
     if data.suffix.lower() in (".h5", ".hdf5"):
         from gansim.io.calo import detect_shower_layout
 
@@ -92,7 +96,7 @@ def detect_family(data: Path) -> str:
         pass
     raise GansimError(
         f"{data}: cannot tell which family this data is for (phase-space files end in .root, .npy, .npz, .mcpl, .IAEAphsp; "
-        "shower files are CaloGAN or CaloChallenge HDF5, .h5; labelled slices are a folder with labels.csv); pass --family"
+        "shower files are CaloGAN or CaloChallenge HDF5, .h5; labelled slices are a folder with labels.csv; volumes a folder with trainA/ and trainB/); pass --family"
     )
 
 
@@ -117,6 +121,16 @@ def train(
         from gansim.config import parse_config, read_config_file
 
         fam = family or detect_family(data)
+        if fam == "cyclegan":
+            from gansim.cli.volumes import train_volumes
+
+            common = {k: v for k, v in (("total_rows", total_rows), ("batch_size", batch_size), ("device", device), ("seed", seed)) if v is not None}
+            if keys is not None or cond_keys is not None:
+                raise GansimError("--keys and --cond-keys choose phase-space columns; volumes have none")
+            train_volumes(data, config, output, resume=resume, force=force, overrides={"train": common} if common else {}, set_values=_parse_set(set_),
+                          log=lambda m: console.print(m, highlight=False, markup=False),
+                          say=lambda m: out.print(m, highlight=False, markup=False) if _is_main_process() else None, merge=_merge)
+            return
         if fam == "pacgan":
             from gansim.cli.slices import train_slices
 
@@ -131,7 +145,7 @@ def train(
             _train_showers(fam, family is not None, data, config, output, resume, force, total_rows, batch_size, device, seed, set_)
             return
         if fam != "phsp":
-            raise GansimError(f"--family {fam!r}: this gansim trains 'phsp' (phase-space), 'calogan' (faithful CaloGAN), 'showergan' (modern shower GAN) and 'pacgan' (labelled slices) models")
+            raise GansimError(f"--family {fam!r}: this gansim trains 'phsp' (phase-space), 'calogan' (faithful CaloGAN), 'showergan' (modern shower GAN), 'pacgan' (labelled slices) and 'cyclegan' (volumes) models")
         from gansim.models.phsp_gan import PhaseSpaceGANConfig
         from gansim.models.phsp_train import train_phase_space
 
@@ -569,6 +583,65 @@ def _read_sample(path: Path, columns: list[str] | None, target: int, seed: int) 
 
 
 @app.command()
+def translate(
+    model: Annotated[Path, typer.Argument(help="a CycleGAN model directory (e.g. RUN/model)")],
+    source: Annotated[Path, typer.Argument(help="a volume (.nii.gz, .nii, .mha, .nrrd ...) or a folder of them")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="output file (for one volume) or folder (names kept whole)")],
+    direction: Annotated[str, typer.Option("--direction", help="A2B (e.g. T1w to T2w) or B2A")] = "A2B",
+    overlap: Annotated[Optional[float], typer.Option("--overlap", min=0.0, max=0.95, help="overlap of sliding windows (default: the model's)")] = None,
+    sw_batch_size: Annotated[Optional[int], typer.Option("--sw-batch-size", min=1, help="windows per forward pass")] = None,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="overwrite outputs")] = False,
+) -> None:
+    """Translate volumes with a CycleGAN model: the output on the input's grid, with its header, affine and sform/qform codes."""
+    try:
+        from gansim.cli.volumes import translate_cmd
+
+        translate_cmd(model, source, output, direction=direction, device=device, overlap=overlap, sw_batch_size=sw_batch_size, force=force,
+                      say=lambda m: out.print(m, highlight=False, markup=False))
+    except GansimError as err:
+        _fail(err)
+
+
+@app.command()
+def plan(
+    config: Annotated[Optional[Path], typer.Argument(help="a CycleGAN config (JSON); omitted: defaults")] = None,
+    shape: Annotated[tuple[int, int, int], typer.Option("--shape", help="volume shape X Y Z")] = (182, 218, 182),
+    batch: Annotated[int, typer.Option("--batch", min=1, help="patches per step")] = 1,
+    amp: Annotated[bool, typer.Option("--amp", help="mixed precision (bfloat16 autocast, as training on CUDA); slow to plan on a CPU without bfloat16")] = False,
+    device: Annotated[str, typer.Option("--device", help="where the small dry runs go (cpu, cuda)")] = "cpu",
+    set_: Annotated[list[str], typer.Option("--set", help="override a config value: section.key=value (JSON value)")] = [],
+) -> None:
+    """Valid input shapes near SHAPE, the padding, the parameter count and the memory training and translating need."""
+    try:
+        from gansim.cli.volumes import plan_cmd
+
+        plan_cmd(config, shape, batch, set_values=_parse_set(set_), merge=_merge, amp=amp, device=device, say=lambda m: out.print(m, highlight=False, markup=False))
+    except GansimError as err:
+        _fail(err)
+
+
+@app.command()
+def prepare(
+    data: Annotated[Path, typer.Argument(help="a volume data set (trainA/, trainB/, testA/, testB/)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the cropped data set")],
+    config: Annotated[Optional[Path], typer.Option("--config", help="the CycleGAN config whose generator decides the valid shapes")] = None,
+    margin: Annotated[int, typer.Option("--margin", min=0, help="voxels added around the foreground box")] = 4,
+    margin_mm: Annotated[Optional[float], typer.Option("--margin-mm", min=0.0, help="the margin in mm (overrides --margin)")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a config value: section.key=value (JSON value)")] = [],
+    force: Annotated[bool, typer.Option("--force", help="replace a non-empty OUTPUT")] = False,
+) -> None:
+    """Crop each pair to the union of their foreground boxes plus a margin, affine updated; print the smallest valid input shape."""
+    try:
+        from gansim.cli.volumes import prepare_cmd
+
+        prepare_cmd(data, output, margin_vox=margin, margin_mm=margin_mm, config=config, set_values=_parse_set(set_), merge=_merge, force=force,
+                    say=lambda m: out.print(m, highlight=False, markup=False))
+    except GansimError as err:
+        _fail(err)
+
+
+@app.command()
 def classify(
     model: Annotated[Path, typer.Argument(help="a PACGAN model directory (e.g. RUN/model)")],
     images: Annotated[Path, typer.Argument(help="images: a NIfTI stack [W, H, C, N] (or a PACGAN-layout folder)")],
@@ -753,6 +826,8 @@ def data_cmd(
     subjects: Annotated[Optional[int], typer.Option("--subjects", min=1, help="brain-slices: training subjects per class")] = None,
     test_subjects: Annotated[Optional[int], typer.Option("--test-subjects", min=1, help="brain-slices: test subjects per class")] = None,
     slices_per_subject: Annotated[Optional[int], typer.Option("--slices-per-subject", min=1, help="brain-slices: axial slices per subject")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="brain-volumes: 'default' (72×88×64 at 2.5×2.5×3 mm) or 'full' (182×218×182 at 1 mm)")] = None,
+    unpaired: Annotated[bool, typer.Option("--unpaired", help="brain-volumes: trainA and trainB from different subjects")] = False,
 ) -> None:
     """Write a built-in data set (no download), e.g. `gansim data linac -o linac.npy`,
     `gansim data calo --particle eplus -n 100000 -o eplus.h5`."""
@@ -765,9 +840,22 @@ def data_cmd(
                 out.print(f"{key:12s} {description}", highlight=False, markup=False)
             out.print(f"{'calo':12s} GFlash showers in the CaloGAN layout (--particle eplus|gamma|piplus; --layout calochallenge-ds2), HDF5", highlight=False, markup=False)
             out.print(f"{'brain-slices':12s} labelled axial T1w-like slices from the MNI152 template (PACGAN layout: train/ and test/, NIfTI + labels.csv; needs nilearn)", highlight=False, markup=False)
+            out.print(f"{'brain-volumes':12s} paired T1w/T2w volumes from the MNI152 template, spin-echo contrast, oblique affines (trainA/B, testA/B; needs nilearn)", highlight=False, markup=False)
             return
         slice_options = {"classes": classes, "size": size, "effect": effect, "train_subjects_per_class": subjects,
                          "test_subjects_per_class": test_subjects, "slices_per_subject": slices_per_subject}
+        if name == "brain-volumes":
+            from gansim.cli.volumes import write_brain_volumes_cmd
+
+            if output is None:
+                raise GansimError("-o/--output is required (a folder; trainA/, trainB/, testA/, testB/ go into it)")
+            if any(v is not None for k, v in slice_options.items() if k not in ("train_subjects_per_class", "test_subjects_per_class")):
+                raise GansimError("--classes, --size (a number), --effect and --slices-per-subject are brain-slices options; brain-volumes takes --subjects, --test-subjects, --preset, --unpaired")
+            write_brain_volumes_cmd(output, seed=seed, force=force, n_train=subjects, n_test=test_subjects, size=preset, unpaired=unpaired,
+                                    say=lambda m: out.print(m, highlight=False, markup=False))
+            return
+        if preset is not None or unpaired:
+            raise GansimError("--preset and --unpaired are options of the brain-volumes data set")
         if name == "brain-slices":
             from gansim.cli.slices import write_brain_slices_cmd
 
@@ -784,7 +872,7 @@ def data_cmd(
         if particle is not None or layout is not None:
             raise GansimError(f"--particle and --layout apply to the calo data set, not {name!r}")
         if name not in BUILTIN_DATASETS:
-            raise GansimError(f"unknown data set {name!r}; available: {', '.join(BUILTIN_DATASETS)}, calo, brain-slices")
+            raise GansimError(f"unknown data set {name!r}; available: {', '.join(BUILTIN_DATASETS)}, calo, brain-slices, brain-volumes")
         if output is None:
             raise GansimError("-o/--output is required")
         table = BUILTIN_DATASETS[name][1](n, seed)

@@ -19,6 +19,7 @@ FAMILIES: dict[str, str] = {
     "calogan": "gansim.models.calogan_model",
     "showergan": "gansim.models.showergan_model",
     "pacgan": "gansim.models.pacgan_model",
+    "cyclegan": "gansim.models.cyclegan_model",
 }
 _REGISTERED: dict[str, Any] = {}
 

@@ -1,0 +1,182 @@
+"""Training a 3-D CycleGAN on a volume data set: ``gansim train DATA -o run/`` (a folder with trainA/ and trainB/).
+
+Every training volume is read in the canonical RAS+ frame and scaled by its own foreground
+percentiles to [-1, 1]; random patches (``data.patch``, a shape the generators accept) train both
+generators and both critics in the one loop. The run directory receives ``config.json``,
+``data.json`` (files, pairing, checksums), ``stats.jsonl``, ``checkpoints/``, ``views/`` (one test
+volume translated at the first tick after every checkpoint, for the report's views of training), and at the end
+``model/`` and ``report/`` (the test pairs translated both ways, scored against their partners).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gansim import __version__
+from gansim.errors import ConfigError, DataError
+from gansim.models.cyclegan import CycleGANObjective, CycleGenerators, CycleLossWeights, PatchCritics, VolumePatches
+from gansim.models.cyclegan_config import CycleGANConfig
+from gansim.models.cyclegan_model import save_cyclegan
+from gansim.models.cyclegan_nets import build_cyclegan_networks
+from gansim.models.phsp_train import prepare_run_dir
+from gansim.training.device import resolve_device
+from gansim.training.distributed import DistributedContext, run_as_job
+from gansim.training.loop import TrainingLoop
+
+__all__ = ["train_cyclegan", "check_patch"]
+
+
+def check_patch(cfg: CycleGANConfig) -> tuple[int, ...]:
+    """The generators' required multiple; a patch (or window) that is not a multiple of it is an error naming valid ones."""
+    from gansim.models.volume_plan import required_multiple, valid_shapes_near
+
+    multiple = required_multiple(cfg.model)
+    for name, shape in (("data.patch", cfg.data.patch), ("inference.window", cfg.inference.window)):
+        if shape is not None and any(s % m for s, m in zip(shape, multiple)):
+            near = ", ".join("×".join(map(str, o.shape)) for o in valid_shapes_near(shape, cfg.model, k=2))
+            raise ConfigError(f"{name} {tuple(shape)}: each axis must be a multiple of {multiple} for this generator; valid shapes near it: {near}")
+    return multiple
+
+
+def _read_split(paths: list[tuple[Path | None, Path | None]], percentiles: tuple[float, float]) -> tuple[list[Any], list[Any], list[np.ndarray], list[np.ndarray], list[dict[str, Any]]]:
+    from gansim.io.volumes import VolumeScaling, read_volume
+
+    vols_a, vols_b, scaled_a, scaled_b, scalings = [], [], [], [], []
+    for a_path, b_path in paths:
+        for path, vols, scaled in ((a_path, vols_a, scaled_a), (b_path, vols_b, scaled_b)):
+            if path is None:
+                continue
+            volume = read_volume(path)
+            scaling = VolumeScaling.fit(volume.data, percentiles=percentiles, source=str(path))
+            vols.append(volume)
+            scaled.append(scaling.forward(volume.data))
+            scalings.append({"file": str(path), **scaling.to_dict()})
+    return vols_a, vols_b, scaled_a, scaled_b, scalings
+
+
+def train_cyclegan(data: str | Path, cfg: CycleGANConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False, log: Any = print) -> Path:
+    """Train a 3-D CycleGAN on ``data`` (trainA/, trainB/, optional testA/, testB/) into ``run_dir``; return the model directory."""
+    data, run_dir = Path(data), Path(run_dir)
+    return run_as_job(cfg.train.device, log, lambda dist, job_log: _train(data, cfg, run_dir, dist, resume=resume, force=force, log=job_log))
+
+
+def _train(data: Path, cfg: CycleGANConfig, run_dir: Path, dist: DistributedContext, *, resume: bool, force: bool, log: Any) -> Path:
+    from gansim.io.volumes import VolumeScaling, find_volume_sets, pair_volumes
+    from gansim.models.model_file import sha256_of_file
+    from gansim.models.shower_train import _check_resumed_config
+
+    window = tuple(cfg.inference.window or cfg.data.patch)
+    multiple = check_patch(cfg)
+    if dist.is_main:
+        prepare_run_dir(run_dir, data, resume=resume, force=force)
+    dist.barrier()
+    if resume and (run_dir / "config.json").is_file():
+        _check_resumed_config(json.loads((run_dir / "config.json").read_text()), cfg.model_dump(mode="json"), run_dir / "config.json",
+                              sections=("family", "data", "model", "loss"))
+    sets = find_volume_sets(data)
+    csv = Path(cfg.data.pairs_csv) if cfg.data.pairs_csv else None
+    train_pairs = pair_volumes(sets["train"]["A"], sets["train"]["B"], cfg.data.pairing, csv, source=str(data / "train"))
+    paired = cfg.data.pairing != "unpaired"
+    vols_a, vols_b, scaled_a, scaled_b, scalings = _read_split(train_pairs, cfg.data.percentiles)
+    if paired:
+        for (a_path, b_path), va, vb in zip(train_pairs, vols_a, vols_b):
+            if va.shape != vb.shape or not np.allclose(va.affine, vb.affine, atol=1e-3):
+                raise DataError(f"{a_path} and {b_path}: a pair must share its grid (shape {va.shape} vs {vb.shape}); "
+                                "register them, run `gansim prepare`, or train unpaired (--set data.pairing=unpaired)")
+    domain_scaling = {
+        "A": VolumeScaling.fit([v.data for v in vols_a], percentiles=cfg.data.percentiles, source=str(data / "trainA")).to_dict(),
+        "B": VolumeScaling.fit([v.data for v in vols_b], percentiles=cfg.data.percentiles, source=str(data / "trainB")).to_dict(),
+    }
+    data_info = {
+        "path": str(data),
+        "pairing": cfg.data.pairing,
+        "paired": paired,
+        "train": [{"A": str(a) if a else None, "B": str(b) if b else None} for a, b in train_pairs],
+        "sha256": {str(p): sha256_of_file(p) for pair in train_pairs for p in pair if p is not None},
+        "scalings": scalings,
+        "shapes": {"A": [list(v.shape) for v in vols_a], "B": [list(v.shape) for v in vols_b]},
+        "required_multiple": list(multiple),
+    }
+    if resume and (run_dir / "data.json").is_file():
+        old = json.loads((run_dir / "data.json").read_text())
+        if old.get("sha256") != data_info["sha256"]:
+            raise DataError(f"{data}: holds other volumes than the ones this run was trained on; resume with the same data or start a new run")
+    if dist.is_main:
+        (run_dir / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
+        (run_dir / "data.json").write_text(json.dumps(data_info, indent=2) + "\n")
+    dist.barrier()
+    log(f"data: {data} ({len(vols_a)} A and {len(vols_b)} B training volumes, {'paired' if paired else 'unpaired'}); patches {cfg.data.patch}, "
+        f"generator multiple {multiple}")
+
+    device = resolve_device(cfg.train.device, local_rank=dist.local_rank if dist.enabled else None)
+    torch.manual_seed(cfg.train.seed)
+    nets = build_cyclegan_networks(cfg.model, seed=cfg.train.seed)
+    generators = CycleGenerators(nets["G_AB"], nets["G_BA"], checkpointing=cfg.loss.gradient_checkpointing).to(device)
+    critics = PatchCritics(nets["D_A"], nets["D_B"]).to(device)
+    weights = CycleLossWeights(cfg.loss.loss, cfg.loss.lambda_cycle, cfg.loss.lambda_identity, cfg.loss.lambda_paired)
+    patches = VolumePatches(scaled_a, scaled_b, paired, cfg.data.patch, cfg.train.batch_size, cfg.train.seed, device, dist.rank, dist.world_size,
+                            foreground_fraction=cfg.data.foreground_fraction, source=str(data))
+    objective = CycleGANObjective(generators, critics, weights, device, cfg.train.seed, pool_size=cfg.loss.pool_size)
+    test_pairs = pair_volumes(sets["test"]["A"], sets["test"]["B"], "unpaired" if not paired else cfg.data.pairing, None, source=str(data / "test")) if "test" in sets and paired else []
+    views = _ViewRecorder(run_dir / "views", test_pairs[0] if test_pairs else None, window, cfg, device) if dist.is_main else None
+    loop = TrainingLoop(objective, patches, cfg.train, cfg.optim, run_dir, device, dist=dist, extra_state={"config": cfg.model_dump(mode="json")},
+                        on_tick=(lambda record: views.maybe(loop, record)) if views is not None else None)
+    t0 = time.perf_counter()
+    result = loop.run(resume=resume)
+    log(f"trained on {result.rows_seen:,d} patches ({result.iterations:,d} iterations) in {time.perf_counter() - t0:.0f} s")
+    g = loop.ema.shadow if loop.ema is not None else generators
+    extra = {
+        "sampling_weights": "ema" if loop.ema is not None else "last",
+        "training": {"data": data_info, "rows_seen": result.rows_seen, "iterations": result.iterations, "wall_time_s": result.wall_time_s,
+                     "resumed_from": result.resumed_from, "stopped_by": result.stopped_by, "processes": dist.world_size,
+                     "config": cfg.model_dump(mode="json"), "gansim_version": __version__},
+    }
+    model_dir = run_dir / "model"
+    if dist.is_main:
+        save_cyclegan(model_dir, g.g_ab, g.g_ba, cfg.model, paired=paired or cfg.loss.lambda_paired > 0, percentiles=cfg.data.percentiles,
+                      domain_scaling=domain_scaling, inference=cfg.inference, window=window, extra=extra, force=True)  # type: ignore[arg-type]
+        if cfg.train.evaluate and test_pairs:
+            from gansim.models.cyclegan_evaluate import evaluate_cyclegan
+
+            evaluate_cyclegan(model_dir, run_dir, test_pairs, views.snapshots if views else [], log=log)
+    dist.barrier()
+    return model_dir
+
+
+class _ViewRecorder:
+    """At the first stats tick at or after every ``checkpoint_rows`` patches, the current (averaged) generators
+    translate the first test volume; the outputs are kept in ``RUN/views/`` and shown in the report."""
+
+    def __init__(self, folder: Path, pair: tuple[Path | None, Path | None] | None, window: tuple[int, ...], cfg: CycleGANConfig, device: torch.device) -> None:
+        self.folder, self.window, self.cfg, self.device = folder, window, cfg, device
+        # a resumed run keeps the views of its earlier checkpoints
+        self.snapshots: list[tuple[int, Path]] = sorted((int(p.stem.split("-")[1]), p) for p in folder.glob("a2b-*.npy")) if folder.is_dir() else []
+        self.pair = pair
+        self._next = cfg.train.checkpoint_rows
+
+    def maybe(self, loop: Any, record: dict[str, Any]) -> None:
+        if self.pair is None or self.pair[0] is None or record["rows_seen"] < self._next:
+            return
+        self._next = (record["rows_seen"] // self.cfg.train.checkpoint_rows + 1) * self.cfg.train.checkpoint_rows
+        from gansim.io.volumes import VolumeScaling, read_volume
+        from gansim.models.volume_inference import translate_volume
+
+        volume = read_volume(self.pair[0])
+        scaling = VolumeScaling.fit(volume.data, percentiles=self.cfg.data.percentiles, source=str(self.pair[0]))
+        g = loop.ema.shadow if loop.ema is not None else loop.objective.networks["G"]
+        was = g.training
+        g.eval()
+        try:
+            out = translate_volume(g.g_ab, scaling.forward(volume.data), self.window, device=self.device)
+        finally:
+            g.train(was)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"a2b-{record['rows_seen']:012d}.npy"
+        np.save(path, scaling.inverse(out).astype(np.float32))
+        self.snapshots.append((int(record["rows_seen"]), path))

@@ -1,0 +1,128 @@
+"""The 3-D CycleGAN through the command line: prepare, train, translate (header-true), plan (tiny volumes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gansim.cli.main import app
+
+runner = CliRunner()
+
+TINY = ["--set", "data.patch=[16,16,16]", "--set", "model.width=4", "--set", "model.n_blocks=1", "--set", "model.d_width=4", "--set", "model.d_layers=2",
+        "--set", "train.total_rows=12", "--set", "train.tick_rows=4", "--set", "train.checkpoint_rows=6", "--device", "cpu"]
+
+
+def _oblique_affine(spacing=(0.9, 1.1, 1.6), angles=(0.2, -0.15)) -> np.ndarray:
+    cx, sx, cz, sz = np.cos(angles[0]), np.sin(angles[0]), np.cos(angles[1]), np.sin(angles[1])
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    affine = np.eye(4)
+    affine[:3, :3] = rz @ rx @ np.diag(spacing)
+    affine[:3, 3] = (-12.0, 20.0, -7.5)
+    return affine
+
+
+def _write_pair_set(root: Path, n_train: int = 2, shape=(26, 22, 20)) -> None:
+    """Co-registered 'T1w'/'T2w' blobs (an ellipsoid with two tissues, contrast inverted) on an oblique, anisotropic grid, in LPS-like axis order."""
+    rng = np.random.default_rng(0)
+    affine = _oblique_affine()
+    affine[:3, 0] *= -1  # flip the first axis: not the canonical orientation
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij"))
+    for split, count in (("train", n_train), ("test", 1)):
+        for i in range(count):
+            r = np.sqrt(((grid / np.array([0.7, 0.6, 0.5])[:, None, None, None]) ** 2).sum(0)) * (1 + 0.05 * rng.normal())
+            inner = r < 0.5
+            brain = r < 1.0
+            t1 = np.where(inner, 800.0, np.where(brain, 500.0, 0.0)) + brain * rng.normal(0, 5, shape)  # a zero background: a box to crop to
+            t2 = np.where(inner, 300.0, np.where(brain, 900.0, 0.0)) + brain * rng.normal(0, 5, shape)
+            for domain, data in (("A", t1), ("B", t2)):
+                folder = root / f"{split}{domain}"
+                folder.mkdir(parents=True, exist_ok=True)
+                image = nib.Nifti1Image(np.abs(data).astype(np.float32), affine)
+                image.set_sform(affine, code=2)
+                image.set_qform(affine, code=1)
+                nib.save(image, folder / f"ing{i:02d}.nii.gz")
+
+
+@pytest.fixture(scope="module")
+def volume_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("vols")
+    _write_pair_set(root / "data")
+    run = root / "run"
+    result = runner.invoke(app, ["train", str(root / "data"), "-o", str(run), *TINY])
+    assert result.exit_code == 0, result.output
+    return root / "data", run
+
+
+def test_train_writes_model_report_and_training_views(volume_run: tuple[Path, Path]) -> None:
+    _, run = volume_run
+    manifest = json.loads((run / "model" / "manifest.json").read_text())
+    assert manifest["family"] == "cyclegan" and manifest["paired"] is True
+    assert manifest["inference"]["window"] == [16, 16, 16]
+    metrics = manifest["metrics"]
+    assert set(metrics["A2B"]["summary"]) >= {"mae", "psnr", "ssim", "nmi"} and metrics["A2B"]["rows"][0]["subject"] == "ing00"
+    # views at the first stats tick (every 4 patches) at or after each checkpoint (every 6)
+    assert sorted(p.name for p in (run / "views").iterdir()) == ["a2b-000000000008.npy", "a2b-000000000012.npy"]
+    html = (run / "report" / "report.html").read_text()
+    assert "A2B during training" in html and "A2B ing00" in html and "B2A: scores per subject" in html
+
+
+def test_translate_keeps_grid_header_and_names(volume_run: tuple[Path, Path], tmp_path: Path) -> None:
+    data, run = volume_run
+    source = data / "testA" / "ing00.nii.gz"
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["translate", str(run / "model"), str(data / "testA"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["ing00.nii.gz"]  # not '00' (DCAN's strip('.nii.gz'))
+    a, b = nib.load(source), nib.load(out / "ing00.nii.gz")
+    assert a.shape == b.shape
+    np.testing.assert_allclose(b.affine, a.affine, atol=1e-6)
+    assert int(b.header["sform_code"]) == 2 and int(b.header["qform_code"]) == 1
+    values = np.asarray(b.dataobj)
+    assert np.isfinite(values).all() and values.max() > 50  # intensities back in the input's range, not [-1, 1]
+    refused = runner.invoke(app, ["translate", str(run / "model"), str(source), "-o", str(out / "ing00.nii.gz")])
+    assert refused.exit_code == 2 and "already exist" in refused.output
+    back = runner.invoke(app, ["translate", str(run / "model"), str(out / "ing00.nii.gz"), "-o", str(tmp_path / "back.nii.gz"), "--direction", "B2A"])
+    assert back.exit_code == 0, back.output
+    bad = runner.invoke(app, ["translate", str(run / "model"), str(source), "-o", str(tmp_path / "x.nii.gz"), "--direction", "A2C"])
+    assert bad.exit_code == 2 and "A2B" in bad.output
+
+
+def test_landmark_world_position_through_prepare_and_translate(volume_run: tuple[Path, Path], tmp_path: Path) -> None:
+    data, run = volume_run
+    original = nib.load(data / "testA" / "ing00.nii.gz")
+    landmark_voxel = np.array([13, 11, 10])
+    world = original.affine @ np.append(landmark_voxel, 1)
+    prepared = tmp_path / "prepared"
+    result = runner.invoke(app, ["prepare", str(data), "-o", str(prepared), "--margin", "1", "--set", "model.width=4", "--set", "model.n_blocks=1"])
+    assert result.exit_code == 0, result.output
+    assert "smallest valid whole-volume input" in result.output and "multiple (4, 4, 4)" in result.output
+    cropped = nib.load(prepared / "testA" / "ing00.nii.gz")
+    assert cropped.shape != original.shape
+    voxel = np.linalg.solve(cropped.affine, world)[:3]
+    np.testing.assert_allclose(voxel, np.round(voxel), atol=1e-4)  # the landmark sits on a voxel of the cropped grid
+    i, j, k = np.round(voxel).astype(int)
+    assert np.asarray(cropped.dataobj)[i, j, k] == pytest.approx(float(np.asarray(original.dataobj)[tuple(landmark_voxel)]))
+    out = tmp_path / "t.nii.gz"
+    assert runner.invoke(app, ["translate", str(run / "model"), str(prepared / "testA" / "ing00.nii.gz"), "-o", str(out)]).exit_code == 0
+    np.testing.assert_allclose(nib.load(out).affine @ np.append([i, j, k], 1), world, atol=1e-4)
+
+
+def test_plan_prints_valid_shapes_and_memory() -> None:
+    result = runner.invoke(app, ["plan", "--shape", "17", "23", "31", "--set", "model.width=8", "--set", "data.patch=[32,32,32]"])
+    assert result.exit_code == 0, result.output
+    assert "20×24×32" in result.output and "parameters" in result.output and "total" in result.output
+    bad = runner.invoke(app, ["train", "/nonexistent-but-unused", "-o", "x", "--family", "cyclegan", "--set", "data.patch=[15,16,16]"])
+    assert bad.exit_code == 2
+
+
+def test_a_patch_the_generator_cannot_take_is_refused(volume_run: tuple[Path, Path], tmp_path: Path) -> None:
+    data, _ = volume_run
+    result = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "r"), *TINY, "--set", "data.patch=[18,16,16]"])
+    assert result.exit_code == 2 and "multiple of (4, 4, 4)" in result.output and "20×16×16" in result.output
