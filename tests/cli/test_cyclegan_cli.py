@@ -12,43 +12,10 @@ from typer.testing import CliRunner
 
 from gansim.cli.main import app
 
+from conftest import CYCLEGAN_TINY as TINY
+from conftest import write_toy_volume_pairs as _write_pair_set
+
 runner = CliRunner()
-
-TINY = ["--set", "data.patch=[16,16,16]", "--set", "model.width=4", "--set", "model.n_blocks=1", "--set", "model.d_width=4", "--set", "model.d_layers=2",
-        "--set", "train.total_rows=12", "--set", "train.tick_rows=4", "--set", "train.checkpoint_rows=6", "--device", "cpu"]
-
-
-def _oblique_affine(spacing=(0.9, 1.1, 1.6), angles=(0.2, -0.15)) -> np.ndarray:
-    cx, sx, cz, sz = np.cos(angles[0]), np.sin(angles[0]), np.cos(angles[1]), np.sin(angles[1])
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    affine = np.eye(4)
-    affine[:3, :3] = rz @ rx @ np.diag(spacing)
-    affine[:3, 3] = (-12.0, 20.0, -7.5)
-    return affine
-
-
-def _write_pair_set(root: Path, n_train: int = 2, shape=(26, 22, 20)) -> None:
-    """Co-registered 'T1w'/'T2w' blobs (an ellipsoid with two tissues, contrast inverted) on an oblique, anisotropic grid, in LPS-like axis order."""
-    rng = np.random.default_rng(0)
-    affine = _oblique_affine()
-    affine[:3, 0] *= -1  # flip the first axis: not the canonical orientation
-    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij"))
-    for split, count in (("train", n_train), ("test", 1)):
-        for i in range(count):
-            r = np.sqrt(((grid / np.array([0.7, 0.6, 0.5])[:, None, None, None]) ** 2).sum(0)) * (1 + 0.05 * rng.normal())
-            inner = r < 0.5
-            brain = r < 1.0
-            t1 = np.where(inner, 800.0, np.where(brain, 500.0, 0.0)) + brain * rng.normal(0, 5, shape)  # a zero background: a box to crop to
-            t2 = np.where(inner, 300.0, np.where(brain, 900.0, 0.0)) + brain * rng.normal(0, 5, shape)
-            for domain, data in (("A", t1), ("B", t2)):
-                folder = root / f"{split}{domain}"
-                folder.mkdir(parents=True, exist_ok=True)
-                image = nib.Nifti1Image(np.abs(data).astype(np.float32), affine)
-                image.set_sform(affine, code=2)
-                image.set_qform(affine, code=1)
-                nib.save(image, folder / f"ing{i:02d}.nii.gz")
-
 
 @pytest.fixture(scope="module")
 def volume_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

@@ -113,3 +113,15 @@ def test_pacgan_trains_and_generates_with_two_processes(tmp_path: Path) -> None:
     a, b = read_slice_set(out), read_slice_set(tmp_path / "one" / "one.nii.gz")
     assert a.labels.tolist() == b.labels.tolist() == [0, 0, 0, 1, 1]
     np.testing.assert_allclose(a.images, b.images, rtol=1e-5, atol=1e-3)
+
+
+def test_cyclegan_trains_with_two_processes(tmp_path: Path) -> None:
+    """The 3-D CycleGAN under torchrun: both processes draw their own patches, one model is written."""
+    from conftest import CYCLEGAN_TINY, write_toy_volume_pairs
+
+    write_toy_volume_pairs(tmp_path / "vols")
+    run = tmp_path / "run"
+    result = _torchrun("train", str(tmp_path / "vols"), "-o", str(run), *CYCLEGAN_TINY, "--set", "train.evaluate=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    training = json.loads((run / "model" / "manifest.json").read_text())["training"]
+    assert training["processes"] == 2 and training["rows_seen"] == training["iterations"] * 2  # batch 1 per process
