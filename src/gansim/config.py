@@ -73,7 +73,7 @@ class TrainingSettings(StrictModel):
     keep_checkpoints: int = Field(3, ge=0, description="0 keeps every checkpoint")
     ema_halflife_rows: int | None = Field(200_000, gt=0, description="half-life of the generator's EMA in rows seen; null disables the EMA")
     ema_rampup: float | None = Field(0.05, gt=0, description="early on the half-life is at most ema_rampup × rows seen; null: no ramp-up")
-    amp: bool = Field(False, description="bfloat16/float16 autocast on CUDA")
+    amp: bool = Field(False, description="bfloat16 autocast on CUDA (no loss scaling needed); ignored on other devices")
     progress: bool = True
     validation_fraction: float = Field(0.05, ge=0, lt=1, description="held-out rows, chosen by a seeded hash of the row index")
     validation_seed: int = Field(12345, ge=0)

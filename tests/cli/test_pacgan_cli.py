@@ -196,3 +196,35 @@ def test_data_brain_slices_through_the_cli(tmp_path: Path) -> None:
     assert again.exit_code == 2 and "exists" in again.output
     wrong = runner.invoke(app, ["data", "linac", "-o", str(tmp_path / "x.npy"), "--classes", "3"])
     assert wrong.exit_code == 2 and "--classes" in wrong.output
+
+
+def test_training_subjects_are_not_scored_as_unseen(validate_run: Path, slices: Path, tmp_path: Path) -> None:
+    train = slices / "train"
+    refused = runner.invoke(app, ["classify", str(validate_run / "model"), str(train), "--labels", str(train / "labels.csv"), "-o", str(tmp_path / "p.csv")])
+    assert refused.exit_code == 2 and "tr000" in refused.output and "--allow-training-subjects" in refused.output
+    allowed = runner.invoke(app, ["classify", str(validate_run / "model"), str(train), "--labels", str(train / "labels.csv"), "-o", str(tmp_path / "p.csv"),
+                                  "--allow-training-subjects"])
+    assert allowed.exit_code == 0, allowed.output
+    # test mode refuses a test set sharing a subject with the training set, before training
+    leak = tmp_path / "leak"
+    _write_set(leak, 4, 5, "tr")  # subjects tr000..tr003 are also training subjects
+    result = runner.invoke(app, ["train", str(train), "-o", str(tmp_path / "run"), *TINY, "--set", "validation.mode=test",
+                                 "--set", "validation.best_epochs=[1,1,1]", "--set", f"data.test_data={leak}"])
+    assert result.exit_code == 2 and "tr000" in result.output and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_generate_never_relabels_another_stack(validate_run: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "same"
+    assert runner.invoke(app, ["generate", str(validate_run / "model"), "-n", "4", "--cond", "label=0", "-o", str(folder / "cn.nii.gz"), "--seed", "1"]).exit_code == 0
+    second = runner.invoke(app, ["generate", str(validate_run / "model"), "-n", "4", "--cond", "label=1", "-o", str(folder / "ad.nii.gz"), "--seed", "1", "--force"])
+    assert second.exit_code == 2 and "cn.nii.gz" in second.output and "own folder" in second.output
+    assert read_slice_set(folder / "cn.nii.gz").labels.tolist() == [0, 0, 0, 0]
+
+
+def test_classify_warns_about_images_in_another_intensity_range(validate_run: Path, slices: Path, tmp_path: Path) -> None:
+    from gansim.io.slices import write_slice_set
+
+    test = read_slice_set(slices / "test")
+    write_slice_set(tmp_path / "scaled" / "x.nii.gz", test.images / 1000.0 * 2 - 1, test.labels)  # PACGAN-style [-1, 1] slices
+    result = runner.invoke(app, ["classify", str(validate_run / "model"), str(tmp_path / "scaled" / "x.nii.gz"), "-o", str(tmp_path / "p.csv")])
+    assert result.exit_code == 0 and "do not look like the training data's intensities" in result.output

@@ -439,3 +439,15 @@ def test_no_warning_on_complete_labels(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_slice_set(tmp_path, require_labels=False)
+
+
+def test_more_than_32767_slices_are_written_as_nifti2(tmp_path: Path) -> None:
+    """NIfTI-1 keeps each dimension in 16 bits: a larger stack is written as NIfTI-2 and reads back the same."""
+    n = 33_000
+    images = np.random.default_rng(0).normal(size=(n, 1, 4, 4)).astype(np.float32)
+    labels = np.arange(n) % 2
+    write_slice_set(tmp_path / "big.nii.gz", images, labels)
+    assert isinstance(nib.load(tmp_path / "big.nii.gz"), nib.Nifti2Image)
+    back = read_slice_set(tmp_path / "big.nii.gz")
+    np.testing.assert_array_equal(back.images, images)
+    assert back.labels is not None and np.array_equal(back.labels, labels)

@@ -322,7 +322,7 @@ def generate(
 
             seed = secrets.randbits(31)
             if _is_main_process():
-                console.print(f"seed: {seed} (pass --seed {seed} to generate the same particles again)", highlight=False, markup=False)
+                console.print(f"seed: {seed} (pass --seed {seed} to generate the same sample again)", highlight=False, markup=False)
         from gansim.models.model_file import read_manifest
 
         model_family = read_manifest(model).get("family")
@@ -651,6 +651,7 @@ def classify(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="images per forward pass (answers do not depend on it)")] = 64,
     device: Annotated[str, typer.Option("--device")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="seed of the bootstrap")] = 0,
+    allow_training_subjects: Annotated[bool, typer.Option("--allow-training-subjects", help="classify images of subjects the model trained on (refused by default: their scores are not of unseen subjects)")] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite OUTPUT and the report")] = False,
 ) -> None:
     """Classify IMAGES with a PACGAN model's discriminator: per-image class probabilities, and with --labels the AUC, ROC and confusion matrix."""
@@ -658,7 +659,7 @@ def classify(
         from gansim.cli.slices import classify_slices
 
         classify_slices(model, images, output, labels=labels, batch_size=batch_size, device=device, seed=seed, report=report, force=force,
-                        say=lambda m: out.print(m, highlight=False, markup=False))
+                        allow_training_subjects=allow_training_subjects, say=lambda m: out.print(m, highlight=False, markup=False))
     except GansimError as err:
         _fail(err)
 

@@ -132,6 +132,10 @@ def _generate(model: Any, n: int | None, output: Path, cond: dict[str, float], p
     if len(labels) == 0:
         raise ConfigError("nothing to generate: the counts add up to 0 images")
     labels_path = output.parent / "labels.csv"
+    others = sorted(p.name for p in output.parent.iterdir() if _is_nifti(p) and p.name != output.name) if output.parent.is_dir() else []
+    if others and labels_path.exists():
+        # labels.csv belongs to the one image stack of its folder: never relabel another stack's images, even with --force
+        raise GansimError(f"{labels_path}: holds the labels of {', '.join(others[:3])} in the same folder; write each generated set into its own folder")
     for path in (output, labels_path):  # both checked before anything is made, so a refusal costs no time and loses nothing
         if path.exists() and not force:
             raise GansimError(f"{path}: already exists; pass --force to overwrite it")
@@ -193,7 +197,7 @@ def _release(images: np.ndarray) -> None:
 
 
 def classify_slices(model_path: Path, images_path: Path, output: Path, *, labels: Path | None, batch_size: int, device: str, seed: int,
-                    report: Path | None, force: bool, say: Printer) -> dict[str, Any]:
+                    report: Path | None, force: bool, say: Printer, allow_training_subjects: bool = False) -> dict[str, Any]:
     """``gansim classify MODEL IMAGES.nii.gz [--labels labels.csv] -o predictions.csv``."""
     from gansim.io.slices import read_slice_set
     from gansim.metrics.classification import classification_summary, write_predictions_csv
@@ -217,6 +221,8 @@ def classify_slices(model_path: Path, images_path: Path, output: Path, *, labels
             images = downsample(images, side)
         else:
             raise DataError(f"{slices.source}: {h}×{w} slices; the model classifies {side}×{side} (or a power-of-2 multiple, downsampled)")
+    _check_unseen(model.manifest, slices, allow_training_subjects)
+    _warn_if_out_of_range(model.scaling, images, slices.source, say)
     probabilities = model.predict_proba(images, batch_size=batch_size, source=slices.source)
     true = slices.labels if labels is not None else None
     write_predictions_csv(output, slices.ids.tolist(), probabilities, labels=true, class_names=model.class_names, force=force)
@@ -231,6 +237,31 @@ def classify_slices(model_path: Path, images_path: Path, output: Path, *, labels
         say(f"ROC AUC (whole set{', one-vs-rest macro' if model.num_classes > 2 else ''}): {auc['auc']:.4f} "
             f"[{auc['lo']:.4f}, {auc['hi']:.4f}] {100 * auc['level']:.0f} % bootstrap CI; accuracy {summary['accuracy']:.4f}")
     return summary
+
+
+def _check_unseen(manifest: dict[str, Any], slices: Any, allow: bool) -> None:
+    """Images of subjects the model trained on are not unseen: refuse them by name (their AUC would be inflated)."""
+    from gansim.data.subject_split import subject_hashes
+
+    known = set(((manifest.get("training") or {}).get("data") or {}).get("subject_sha256") or [])
+    if allow or not known or slices.subjects is None:
+        return
+    shared = [str(s) for s in dict.fromkeys(slices.subjects.tolist()) if subject_hashes([s])[0] in known]
+    if shared:
+        raise DataError(f"{slices.labels_source or slices.source}: subject(s) {', '.join(shared[:5])}{' ...' if len(shared) > 5 else ''} "
+                        f"({len(shared)} in all) were in the model's training file; their classification says nothing about unseen subjects. "
+                        "Pass --allow-training-subjects to classify them anyway")
+
+
+def _warn_if_out_of_range(scaling: Any, images: Any, source: str, say: Printer) -> None:
+    """Say so when the images are not in the training data's intensities (e.g. already scaled to [-1, 1])."""
+    sample = images[:: max(1, len(images) // 256)]
+    scaled = scaling.forward(np.asarray(sample, dtype=np.float32))
+    outside = float(np.mean(np.abs(scaled) > 1.25))
+    if outside > 0.05 or float(np.ptp(scaled)) < 0.25:
+        say(f"warning: {source}: these images do not look like the training data's intensities (model scaling {scaling.to_dict()}: "
+            f"{100 * outside:.0f} % of pixels fall outside [-1.25, 1.25] after it, range {float(scaled.min()):.3g}..{float(scaled.max()):.3g}); "
+            "the probabilities may mean little")
 
 
 def write_brain_slices_cmd(output: Path, *, seed: int, force: bool, options: dict[str, Any], say: Printer) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from gansim.errors import ConfigError, DataError
 
-__all__ = ["stratified_group_split", "check_no_subject_overlap"]
+__all__ = ["subject_hashes", "stratified_group_split", "check_no_subject_overlap"]
 
 
 def check_no_subject_overlap(sets: Mapping[str, np.ndarray], source: str) -> None:
@@ -106,3 +106,11 @@ def stratified_group_split(
     # defensive: the splitter groups by subject, but a wrong result here would silently inflate every score
     check_no_subject_overlap({"train": groups[train_idx], "validation": groups[val_idx]}, source)
     return train_idx, val_idx
+
+
+def subject_hashes(subjects: np.ndarray | list[str]) -> list[str]:
+    """Sorted SHA-256 digests (16 hex digits) of the distinct subject IDs: what a model file keeps to recognise
+    its training subjects later without storing their IDs."""
+    import hashlib
+
+    return sorted({hashlib.sha256(str(s).encode("utf-8")).hexdigest()[:16] for s in subjects})

@@ -132,12 +132,12 @@ def find_image_file(folder: str | Path, image_file: str | None = None) -> Path:
     if pyramid:
         size = max(pyramid)
         if len(pyramid[size]) > 1:
-            raise DataError(f"{folder}: both {' and '.join(sorted(pyramid[size]))} hold the {size}x{size} slices; pass image_file to choose one")
+            raise DataError(f"{folder}: both {' and '.join(sorted(pyramid[size]))} hold the {size}x{size} slices; choose one with --set data.image_file=NAME (image_file= in Python)")
         return folder / pyramid[size][0]
     if len(names) == 1:
         return folder / names[0]
     what = "no .nii / .nii.gz file" if not names else f"{len(names)} NIfTI files and no Real<S>x<S>.nii.gz pyramid"
-    raise DataError(f"{folder}: {what}; expected one NIfTI [W, H, C, N] (or pass image_file). The folder holds: {_listing(folder)}")
+    raise DataError(f"{folder}: {what}; expected one NIfTI [W, H, C, N] (or choose one with --set data.image_file=NAME). The folder holds: {_listing(folder)}")
 
 
 def _read_nifti(path: Path) -> tuple[np.ndarray, tuple[float, float]]:
@@ -411,7 +411,7 @@ def write_slice_set(
     if arr.dtype.kind not in "fiub":
         raise DataError(f"{path}: images of dtype {arr.dtype}; expected real numbers")
     n = arr.shape[0]
-    finite = np.isfinite(arr).reshape(n, -1).all(axis=1)
+    finite = np.concatenate([np.isfinite(arr[i : i + 1024]).reshape(min(1024, n - i), -1).all(axis=1) for i in range(0, n, 1024)]) if n else np.ones(0, bool)
     if not finite.all():
         raise DataError(f"{path}: image {int(np.flatnonzero(~finite)[0])} holds NaN or Inf")
     sx, sy = (float(s) for s in spacing_mm)
@@ -447,9 +447,13 @@ def write_slice_set(
     if csv_target is not None:
         check_writable(csv_target, force)
 
-    data = np.ascontiguousarray(arr.astype(np.float32, copy=False).transpose(3, 2, 1, 0))  # (W, H, C, N)
+    # (W, H, C, N) as a view: NIfTI stores the first axis fastest, which is exactly this view's memory
+    # order, so nibabel writes it without a transposed copy (a memory-mapped stack is streamed to disk)
+    data = arr.astype(np.float32, copy=False).transpose(3, 2, 1, 0)
     affine = np.diag([sx, sy, 1.0, 1.0])
-    img = nib.Nifti1Image(data, affine)
+    # NIfTI-1 stores each dimension as a 16-bit integer: larger stacks are written as NIfTI-2 (nibabel reads both)
+    image_class = nib.Nifti2Image if max(data.shape) > 32767 else nib.Nifti1Image
+    img = image_class(data, affine)
     header = img.header
     header.set_data_dtype(np.float32)
     header.set_zooms((sx, sy, 1.0, 1.0))

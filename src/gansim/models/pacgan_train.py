@@ -98,7 +98,7 @@ def train_pacgan(data: str | Path, cfg: PACGANConfig, run_dir: str | Path, *, re
 
 
 def _train(data: Path, cfg: PACGANConfig, run_dir: Path, dist: DistributedContext, *, resume: bool, force: bool, log: Any) -> Path:
-    from gansim.data.subject_split import stratified_group_split
+    from gansim.data.subject_split import stratified_group_split, subject_hashes
     from gansim.io.slices import fit_intensity_scaling, read_slice_set
     from gansim.models.shower_train import _check_resumed_config
 
@@ -113,11 +113,15 @@ def _train(data: Path, cfg: PACGANConfig, run_dir: Path, dist: DistributedContex
     slices = read_slice_set(data, cfg.data.labels, image_file=cfg.data.image_file, require_labels=True, require_subjects=mode != "test")
     source = slices.source
     images = _to_image_size(slices.images, cfg.model.image_size, source, log)
-    assert slices.labels is not None  # require_labels
+    if slices.labels is None:  # read with require_labels: cannot happen, but never index None
+        raise DataError(f"{slices.source}: no labels")
     labels = slices.labels
     settings, class_names = _resolve_settings(cfg, images, labels, source)
 
+    test_set: tuple[np.ndarray | None, np.ndarray | None, str] = (None, None, "test")
     if mode == "test":
+        # read (and check against the training subjects) before training, not after hours of it
+        test_set = _read_test_set(cfg, settings.image_size, log, slices.subjects)
         train_idx, val_idx = np.arange(len(labels)), np.zeros(0, dtype=np.int64)
         epochs = cfg.validation.best_epochs or (best_epochs_of(cfg.validation.best_from) if cfg.validation.best_from else None)
         if epochs is None:
@@ -140,6 +144,8 @@ def _train(data: Path, cfg: PACGANConfig, run_dir: Path, dist: DistributedContex
         "classes": class_names,
         "class_counts": np.bincount(labels, minlength=settings.num_classes).tolist(),
         "intensity": scaling.to_dict(),
+        # the training file's subjects, hashed: classify refuses to score them as unseen images
+        "subject_sha256": subject_hashes(slices.subjects) if slices.subjects is not None else None,
         "split": {
             "mode": mode,
             "rule": "sklearn StratifiedGroupKFold(n_splits, shuffle=True, random_state=split_seed) by Subject_ID; the validation set is fold `fold`" if mode != "test" else "all training images (test mode)",
@@ -215,7 +221,7 @@ def _train(data: Path, cfg: PACGANConfig, run_dir: Path, dist: DistributedContex
             from gansim.models.pacgan_evaluate import evaluate_pacgan
 
             if mode == "test":
-                held_out, held_labels, set_name = _read_test_set(cfg, settings.image_size, log)
+                held_out, held_labels, set_name = test_set
             else:
                 held_out, held_labels, set_name = images[val_idx], labels[val_idx], "validation"
             if held_out is not None:
@@ -225,15 +231,22 @@ def _train(data: Path, cfg: PACGANConfig, run_dir: Path, dist: DistributedContex
     return model_dir
 
 
-def _read_test_set(cfg: PACGANConfig, size: int, log: Any) -> tuple[np.ndarray | None, np.ndarray | None, str]:
-    """The test set of test mode (data.test_data), at the model's image size; (None, None) with a note when none is given."""
+def _read_test_set(cfg: PACGANConfig, size: int, log: Any, train_subjects: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """The test set of test mode (data.test_data), at the model's image size; (None, None) with a note when none is given.
+
+    A subject in both the training and the test file is an error naming it (its test AUC would be inflated).
+    """
+    from gansim.data.subject_split import check_no_subject_overlap
     from gansim.io.slices import read_slice_set
 
     if cfg.data.test_data is None:
         log("test mode without data.test_data: no test set to evaluate (give --set data.test_data=DIR)")
         return None, None, "test"
     test = read_slice_set(cfg.data.test_data, cfg.data.test_labels, require_labels=True)
-    assert test.labels is not None
+    if test.labels is None:
+        raise DataError(f"{test.source}: the test set needs labels (labels.csv)")
+    if train_subjects is not None and test.subjects is not None:
+        check_no_subject_overlap({"training set": train_subjects, "test set": test.subjects}, source=f"{cfg.data.test_data}")
     return _to_image_size(test.images, size, test.source, log), test.labels, "test"
 
 
