@@ -48,6 +48,7 @@ def test_train_validate_mode_writes_model_report_and_best_epochs(validate_run: P
     metrics = manifest["metrics"]
     assert metrics["evaluated_on"] == "validation images" and 0 <= metrics["classifier"]["auc"]["auc"] <= 1
     assert "encoder_fd" in metrics["image_quality"]["overall"]
+    assert metrics["encoder"] == str(validate_run / "encoder") and (validate_run / "encoder" / "encoder.json").is_file()
     history = [json.loads(line) for line in (validate_run / "validation.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in history] == [1, 2] * 3 and [r["level"] for r in history] == [0, 0, 1, 1, 2, 2]
     html = (validate_run / "report" / "report.html").read_text()

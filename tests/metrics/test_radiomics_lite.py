@@ -144,8 +144,13 @@ def test_transforms_and_standardisation() -> None:
             np.testing.assert_array_equal(t[:, col], x[:, col])
     ref = np.array([[1.0, 5.0], [3.0, 5.0]])
     z_ref, z_other = standardise(ref, np.array([[2.0, 7.0]]))
-    np.testing.assert_allclose(z_ref, [[-1.0, 0.0], [1.0, 0.0]])
-    np.testing.assert_allclose(z_other, [[0.0, 2.0]])  # a constant reference column is only centred
+    pooled = np.array([np.std([1.0, 3.0, 2.0]), np.std([5.0, 5.0, 7.0])])  # the spread of both sets together
+    np.testing.assert_allclose(z_ref, [[-1.0 / pooled[0], 0.0], [1.0 / pooled[0], 0.0]])
+    np.testing.assert_allclose(z_other, [[0.0, 2.0 / pooled[1]]])  # centred on the reference's mean
+    # a column (nearly) constant in the reference cannot blow up: |z| stays of order 1 whatever its reference spread
+    tight = standardise(np.array([[0.0], [1e-6]]), np.array([[1.0], [1.0]]))[1]
+    assert np.abs(tight).max() < 2
+    assert np.allclose(standardise(np.ones((3, 1)), np.ones((2, 1)))[1], 0.0)  # constant everywhere: only centred
 
 
 def blobs(n: int, seed: int, shift: float = 0.0) -> np.ndarray:

@@ -103,7 +103,7 @@ def test_classifier_answer_does_not_depend_on_the_batch() -> None:
 
 def test_labels_for_request() -> None:
     assert labels_for_request(2, per_class=[2, 3]).tolist() == [0, 0, 1, 1, 1]
-    assert labels_for_request(3, n=7).tolist() == [0, 0, 0, 1, 1, 2, 2]
+    assert labels_for_request(3, n=7).tolist() == [0, 0, 1, 1, 2, 2, 2]  # the last class takes the remainder, as PACGAN
     assert labels_for_request(3, n=2, label=2).tolist() == [2, 2]
     with pytest.raises(Exception, match="3 classes"):
         labels_for_request(3, per_class=[1, 1])
@@ -252,3 +252,14 @@ def test_save_load_gives_identical_images_and_probabilities(tmp_path: Path) -> N
     assert model.class_names == ["CN", "MCI", "AD"] and model.spacing_mm == (1.2, 1.2)
     with pytest.raises(Exception, match=r"\(N, 1, 16, 16\)"):
         model.predict_proba(np.zeros((2, 1, 8, 8), np.float32))
+
+
+def test_resuming_a_run_whose_time_budget_is_spent_says_so(tmp_path: Path) -> None:
+    first, _, _ = _loop(tmp_path / "run", 10**6)
+    first.settings = first.settings.model_copy(update={"max_wall_time_s": 1e-6})
+    first.run()
+    second, _, _ = _loop(tmp_path / "run", 10**6)
+    second.settings = second.settings.model_copy(update={"max_wall_time_s": 1e-6})
+    with pytest.warns(UserWarning, match="max_wall_time_s"):
+        result = second.run(resume=True)
+    assert result.iterations == first.iterations and result.stopped_by == "max_wall_time_s"

@@ -324,7 +324,7 @@ def compare_slices(reference: Path, generated: Path, output: Path, *, seed: int,
     from gansim.metrics.image_encoder import fit_encoder, load_encoder, save_encoder
     from gansim.metrics.image_quality import image_quality
     from gansim.metrics.image_report import image_grid, metrics_table, write_image_report
-    from gansim.models.pacgan_evaluate import quality_rows
+    from gansim.models.pacgan_evaluate import QUALITY_COLUMNS, quality_rows
 
     report_path, metrics_path = output / "report.html", output / "metrics.json"
     for path in (report_path, metrics_path):
@@ -361,12 +361,13 @@ def compare_slices(reference: Path, generated: Path, output: Path, *, seed: int,
     sections = [
         ("reference images", image_grid(real.images, real.labels, names, title=f"reference ({real.source})")),
         ("generated images", image_grid(fake.images, fake.labels, names, title=f"generated ({fake.source})")),
-        ("image quality", metrics_table(quality_rows(quality), ["scope", "encoder FD", "encoder KID", "radiomics FD", "SSIM real-fake", "SSIM real-real", "SSIM fake-fake"])),
+        ("image quality", metrics_table(quality_rows(quality), QUALITY_COLUMNS)),
     ]
     write_image_report(report_path, title=f"gansim compare: {generated} vs {reference}", sections=sections,
                        notes=[encoder_note, f"intensities mapped to [-1, 1] by {scaling.to_dict()}"], force=force)
     overall = quality.get("overall", {})
-    row = quality_rows(quality)[0]
-    say(f"encoder FD {row['encoder FD']}, encoder KID {row['encoder KID']}, radiomics FD {row['radiomics FD']} "
-        f"(real-vs-real baseline: {quality_rows(quality)[-1]['encoder FD']}); report: {report_path}")
+    rows = quality_rows(quality)
+    for label, row in (("generated vs real", rows[0]), ("real vs real (baseline)", rows[-1])):
+        say(f"{label}: encoder FD {row['encoder FD']}, encoder KID {row['encoder KID']}, radiomics FD {row['radiomics FD']}")
+    say(f"report: {report_path}")
     return {"overall": overall}

@@ -18,7 +18,7 @@ import numpy as np
 
 from gansim.models.pacgan_config import EvaluationSettings
 
-__all__ = ["evaluate_pacgan", "quality_rows"]
+__all__ = ["evaluate_pacgan", "quality_rows", "QUALITY_COLUMNS"]
 
 
 def quality_rows(quality: dict[str, Any]) -> list[dict[str, Any]]:
@@ -35,16 +35,26 @@ def quality_rows(quality: dict[str, Any]) -> list[dict[str, Any]]:
     scopes += [("real vs real (baseline)", baseline.get("overall", baseline))]
     for scope, q in scopes:
         ssim = q.get("ssim", {}) if isinstance(q.get("ssim"), dict) else {}
+        ms_ssim = q.get("ms_ssim", {}) if isinstance(q.get("ms_ssim"), dict) else {}
+        fd = q.get("encoder_fd") if isinstance(q.get("encoder_fd"), dict) else {}
         rows.append({
             "scope": scope,
+            "images (real / generated)": f"{fd.get('n_real', '—')} / {fd.get('n_fake', '—')}",
             "encoder FD": value(q.get("encoder_fd")),
             "encoder KID": value(q.get("encoder_kid")),
             "radiomics FD": value(q.get("radiomics_fd")),
+            "Inception FD": value(q.get("inception_fd")),
             "SSIM real-fake": value(ssim.get("real_fake")),
             "SSIM real-real": value(ssim.get("real_real")),
             "SSIM fake-fake": value(ssim.get("fake_fake")),
+            "MS-SSIM real-fake": value(ms_ssim.get("real_fake")),
         })
     return rows
+
+
+#: the columns of :func:`quality_rows` shown in reports
+QUALITY_COLUMNS = ["scope", "images (real / generated)", "encoder FD", "encoder KID", "radiomics FD", "Inception FD",
+                   "SSIM real-fake", "SSIM real-real", "SSIM fake-fake", "MS-SSIM real-fake"]
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -60,7 +70,7 @@ def evaluate_pacgan(model_dir: Path, run_dir: Path, held_out: np.ndarray, held_o
     Returns the summary stored under the manifest's ``metrics``.
     """
     from gansim.metrics.classification import classification_summary
-    from gansim.metrics.image_encoder import fit_encoder, load_encoder
+    from gansim.metrics.image_encoder import fit_encoder, load_encoder, save_encoder
     from gansim.metrics.image_quality import image_quality
     from gansim.metrics.image_report import classification_sections, image_grid, metrics_table, training_curves, write_image_report
     from gansim.models import load_model
@@ -75,8 +85,11 @@ def evaluate_pacgan(model_dir: Path, run_dir: Path, held_out: np.ndarray, held_o
     scale = model.scaling.forward
     if settings.encoder:
         encoder = load_encoder(settings.encoder)
+        encoder_path = Path(settings.encoder)
     else:
         encoder = fit_encoder(scale(train_images), train_labels, epochs=settings.encoder_epochs, seed=seed)
+        encoder_path = run_dir / "encoder"  # saved: later runs and `gansim compare --encoder` can score with the same features
+        save_encoder(encoder_path, encoder, force=True)
     quality = image_quality(scale(held_out), held_out_labels, scale(fake), held_out_labels, encoder=encoder, class_names=names,
                             n_pairs=settings.n_pairs, inception_weights=settings.inception_weights, seed=seed)
     auc = classification.get("auc") or {}
@@ -85,6 +98,7 @@ def evaluate_pacgan(model_dir: Path, run_dir: Path, held_out: np.ndarray, held_o
         "n_images": int(len(held_out_labels)),
         "classifier": {k: classification.get(k) for k in ("accuracy", "balanced_accuracy", "recall", "confusion", "counts", "auc", "auc_skipped")},
         "image_quality": quality,
+        "encoder": str(encoder_path),
     }
     stats = _read_jsonl(run_dir / "stats.jsonl")
     validation = [{"rows_seen": r["rows_seen"], "val/auc_real": r["auc_real"], "val/auc_fake": r["auc_fake"], "val/score": r["score"]}
@@ -97,7 +111,7 @@ def evaluate_pacgan(model_dir: Path, run_dir: Path, held_out: np.ndarray, held_o
     if validation:
         sections.append(("validation score", training_curves(validation, level_starts, sizes, title="whole-set AUC after each epoch")))
     sections += classification_sections(classification, title=f"classifier on the {set_name} images")
-    sections.append(("image quality", metrics_table(quality_rows(quality), ["scope", "encoder FD", "encoder KID", "radiomics FD", "SSIM real-fake", "SSIM real-real", "SSIM fake-fake"])))
+    sections.append(("image quality", metrics_table(quality_rows(quality), QUALITY_COLUMNS)))
     report = write_image_report(run_dir / "report" / "report.html", title=f"PACGAN run {run_dir}", sections=sections, manifest=read_manifest(model_dir),
                                 notes=[f"{len(held_out_labels)} {set_name} images against as many generated ones with the same labels (seed {seed}).",
                                        "FD and KID use an encoder trained on the real training images (no downloaded weights); SSIM pairs are unpaired same-class images (similarity, not fidelity)."],

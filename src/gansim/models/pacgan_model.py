@@ -59,8 +59,8 @@ def labels_for_request(num_classes: int, n: int | None = None, label: int | None
     """The labels of the images asked for, in the order they are made.
 
     ``per_class`` (one count per class) gives blocks of class 0, 1, ...; ``label`` gives ``n``
-    images of one class; ``n`` alone splits ``n`` as equally as possible over the classes
-    (PACGAN's N_IMAGES_GENERATED), the first classes getting one more when it does not divide.
+    images of one class; ``n`` alone splits ``n`` equally over the classes (PACGAN's
+    N_IMAGES_GENERATED), the last class taking the remainder as PACGAN's generator does.
     """
     if per_class is not None:
         if n is not None or label is not None:
@@ -76,7 +76,8 @@ def labels_for_request(num_classes: int, n: int | None = None, label: int | None
         if not 0 <= label < num_classes:
             raise ConfigError(f"{source}: label {label} does not exist; the model has classes 0..{num_classes - 1}")
         return np.full(n, label, dtype=np.int64)
-    counts = [n // num_classes + (1 if k < n % num_classes else 0) for k in range(num_classes)]
+    counts = [n // num_classes] * num_classes
+    counts[-1] += n % num_classes  # the last class takes the remainder, as PACGAN's generator does
     return np.repeat(np.arange(num_classes), counts).astype(np.int64)
 
 

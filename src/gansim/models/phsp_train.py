@@ -50,7 +50,7 @@ class ColumnSummary:
 
 
 #: What `gansim train` writes into a run directory; --force removes these and nothing else.
-RUN_ARTEFACTS = frozenset({"config.json", "data.json", "stats.jsonl", "checkpoints", "model", "tensorboard", "report", "validation.jsonl", "generated", "views"})
+RUN_ARTEFACTS = frozenset({"config.json", "data.json", "stats.jsonl", "checkpoints", "model", "tensorboard", "report", "validation.jsonl", "generated", "views", "encoder"})
 
 
 def prepare_run_dir(run_dir: Path, data: Path, *, resume: bool, force: bool) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,6 +227,13 @@ class TrainingLoop:
             with progress:
                 done = self.rows_seen >= self.settings.total_rows
                 out_of_time = not done and self._resumed_from is not None and self._out_of_time()  # a resumed run whose budget is spent
+                if out_of_time and self.dist.is_main:
+                    warnings.warn(
+                        f"{self.run_dir}: the run has already trained {self._elapsed():.0f} s of its train.max_wall_time_s="
+                        f"{self.settings.max_wall_time_s:g} s, so this resume takes no step; to continue, raise it "
+                        f"(e.g. --set train.max_wall_time_s={2 * self.settings.max_wall_time_s:g})",  # type: ignore[operator]
+                        stacklevel=2,
+                    )
                 while not done and not out_of_time:
                     before = self.rows_seen
                     self._iteration()
