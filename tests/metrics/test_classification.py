@@ -353,3 +353,25 @@ def test_errors_name_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="ids: expected 4"):
         write_predictions_csv(tmp_path / "x.csv", [1, 2], p)
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_cluster_bootstrap_resamples_subjects_not_slices() -> None:
+    """m identical slices per subject: resampling subjects gives exactly the interval of one slice per subject,
+    while resampling slices pretends to have m times the data (an interval about sqrt(m) too narrow)."""
+    from gansim.metrics.classification import bootstrap_auc
+
+    rng = np.random.default_rng(3)
+    n, m = 60, 5
+    y = np.arange(n) % 2
+    score = rng.normal(size=n) + 0.8 * y
+    p = np.stack([1 - 1 / (1 + np.exp(-score)), 1 / (1 + np.exp(-score))], axis=1)
+    one = bootstrap_auc(y, p, n_boot=1000, seed=4)
+    subjects = np.repeat([f"s{i:03d}" for i in range(n)], m)
+    grouped = bootstrap_auc(np.repeat(y, m), np.repeat(p, m, axis=0), n_boot=1000, seed=4, groups=subjects)
+    assert (grouped["lo"], grouped["hi"]) == pytest.approx((one["lo"], one["hi"]), abs=1e-12)
+    naive = bootstrap_auc(np.repeat(y, m), np.repeat(p, m, axis=0), n_boot=1000, seed=4)
+    ratio = (grouped["hi"] - grouped["lo"]) / (naive["hi"] - naive["lo"])
+    assert 0.7 * np.sqrt(m) < ratio < 1.4 * np.sqrt(m)
+    assert "by group (60 groups)" in grouped["method"]
+    with pytest.raises(Exception, match="one group per image"):
+        bootstrap_auc(y, p, groups=subjects)

@@ -226,7 +226,9 @@ def classify_slices(model_path: Path, images_path: Path, output: Path, *, labels
     probabilities = model.predict_proba(images, batch_size=batch_size, source=slices.source)
     true = slices.labels if labels is not None else None
     write_predictions_csv(output, slices.ids.tolist(), probabilities, labels=true, class_names=model.class_names, force=force)
-    summary = classification_summary(true, probabilities, class_names=model.class_names, seed=seed)
+    # with Subject_ID, the AUC's interval resamples subjects (their slices are correlated), not slices
+    groups = slices.subjects if true is not None and slices.subjects is not None else None
+    summary = classification_summary(true, probabilities, class_names=model.class_names, seed=seed, groups=groups)
     from gansim.metrics.image_report import classification_sections, write_image_report
 
     write_image_report(report_path, title=f"gansim classify: {images_path}", sections=classification_sections(summary, title="classification"),

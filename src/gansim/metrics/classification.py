@@ -193,7 +193,7 @@ def whole_set_auc(labels: Any, probabilities: Any, *, class_names: Sequence[str]
     return float(_per_class_auc(y, p).mean())
 
 
-def bootstrap_auc(labels: Any, probabilities: Any, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+def bootstrap_auc(labels: Any, probabilities: Any, n_boot: int = 2000, seed: int = 0, level: float = 0.95, *, groups: Any | None = None) -> dict[str, Any]:
     """Whole-set AUC with a stratified percentile-bootstrap confidence interval.
 
     Each of the ``n_boot`` resamples draws, *within each class*, as many images as that class has,
@@ -202,9 +202,15 @@ def bootstrap_auc(labels: Any, probabilities: Any, n_boot: int = 2000, seed: int
     matches the design of a test set whose class counts were fixed when it was put together.
     The interval is the ``(1 - level)/2`` and ``(1 + level)/2`` quantiles of the resampled AUCs.
 
+    With ``groups`` (e.g. the subject of each slice), whole groups are resampled instead of
+    images (a cluster bootstrap, within each class: a group counts in the class most of its
+    images have): slices of one subject are correlated, and resampling them one by one gives an
+    interval that is too narrow.
+
     Args:
         labels: (N,) true class indices in [0, K); every class must occur.
         probabilities: (N, K) per-class probabilities.
+        groups: (N,) group of each image (any hashable values), or None.
         n_boot: number of resamples (the quantiles of 2000 resamples are good to about 1/20 of
             the standard error).
         seed: seed of the resampling (numpy ``default_rng``): the same inputs and seed give the same interval.
@@ -227,20 +233,34 @@ def bootstrap_auc(labels: Any, probabilities: Any, n_boot: int = 2000, seed: int
     # A resample is a vector of multiplicities (how often each image was drawn; within class c
     # they sum to n_c). The AUC of a weighted sample needs no re-sorting (see _ScoreLayout), so
     # each resample costs O(N), not O(N log N).
-    members = [np.flatnonzero(y == c) for c in range(k)]
+    n = len(y)
+    if groups is None:
+        unit_of = np.arange(n)  # each image is its own resampling unit
+        unit_class = y
+    else:
+        g = np.asarray(groups).astype(str)
+        if g.shape != (n,):
+            raise DataError(f"groups: expected one group per image ({n}), got shape {g.shape}")
+        _, unit_of = np.unique(g, return_inverse=True)
+        unit_class = np.array([np.bincount(y[unit_of == u], minlength=k).argmax() for u in range(int(unit_of.max()) + 1)])
+        missing = [c for c in range(k) if not np.any(unit_class == c)]
+        if missing:
+            raise DataError(f"groups: no group has most of its images in class(es) {missing}; the cluster bootstrap needs every class")
+    members = [np.flatnonzero(unit_class == c) for c in range(k)]
+    n_units = len(unit_class)
     columns = [1] if k == 2 else list(range(k))
     layouts = [_ScoreLayout(p[:, col], y == col) for col in columns]
     rng = np.random.default_rng(seed)
-    n = len(y)
-    block = max(1, _BLOCK_ELEMENTS // n)
+    block = max(1, _BLOCK_ELEMENTS // max(n, n_units))
     aucs = np.empty(int(n_boot))
     for first in range(0, int(n_boot), block):
         b = min(block, int(n_boot) - first)
-        weights = np.zeros((b, n))
+        unit_weights = np.zeros((b, n_units))
         for idx in members:
-            # n_c draws with replacement among the class's n_c images, counted per image and resample
+            # n_c draws with replacement among the class's n_c units, counted per unit and resample
             draws = rng.integers(0, len(idx), size=(b, len(idx))) + len(idx) * np.arange(b)[:, None]
-            weights[:, idx] = np.bincount(draws.ravel(), minlength=b * len(idx)).reshape(b, len(idx))
+            unit_weights[:, idx] = np.bincount(draws.ravel(), minlength=b * len(idx)).reshape(b, len(idx))
+        weights = unit_weights[:, unit_of]  # an image weighs as often as its unit was drawn
         aucs[first : first + b] = np.mean([layout.auc(weights) for layout in layouts], axis=0)
 
     valid = aucs[np.isfinite(aucs)]
@@ -254,7 +274,7 @@ def bootstrap_auc(labels: Any, probabilities: Any, n_boot: int = 2000, seed: int
         "n_valid": len(valid),
         "level": level,
         "seed": int(seed),
-        "method": "percentile bootstrap, resampled within each class",
+        "method": "percentile bootstrap, resampled within each class" + ("" if groups is None else f", by group ({n_units} groups)"),
     }
 
 
@@ -319,8 +339,12 @@ def classification_summary(
     *,
     n_boot: int = 2000,
     level: float = 0.95,
+    groups: Any | None = None,
 ) -> dict[str, Any]:
     """Everything about the classifier's performance as plain, strict-JSON data.
+
+    With ``groups`` (the subject of each image) the AUC's interval comes from a cluster bootstrap
+    over the groups (see :func:`bootstrap_auc`).
 
     Always: ``n_images``, ``n_classes``, ``class_names``, ``predicted_counts`` (name -> images
     predicted as that class; the prediction is the arg-max of the probabilities).
@@ -362,7 +386,7 @@ def classification_summary(
     except DataError as err:
         summary["auc_skipped"] = str(err)
         return summary
-    summary["auc"] = bootstrap_auc(y, p, n_boot=n_boot, seed=seed, level=level)
+    summary["auc"] = bootstrap_auc(y, p, n_boot=n_boot, seed=seed, level=level, groups=groups)
     summary["roc"] = {name: _thin(curve, MAX_ROC_POINTS) for name, curve in roc_curves(y, p, class_names=names).items()}
     return summary
 

@@ -64,7 +64,8 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def evaluate_pacgan(model_dir: Path, run_dir: Path, held_out: np.ndarray, held_out_labels: np.ndarray, train_images: np.ndarray, train_labels: np.ndarray,
-                    *, set_name: str, settings: EvaluationSettings, seed: int, level_starts: list[int], sizes: list[int], log: Any) -> dict[str, Any]:
+                    *, set_name: str, settings: EvaluationSettings, seed: int, level_starts: list[int], sizes: list[int], log: Any,
+                    held_out_subjects: np.ndarray | None = None) -> dict[str, Any]:
     """Evaluate the model in ``model_dir`` on held-out images (training intensities, (N, C, H, W)); write ``run_dir/report/report.html``.
 
     Returns the summary stored under the manifest's ``metrics``.
@@ -80,7 +81,7 @@ def evaluate_pacgan(model_dir: Path, run_dir: Path, held_out: np.ndarray, held_o
     names = model.class_names
     log(f"evaluating on the {len(held_out_labels):,d} {set_name} images ...")
     probabilities = model.predict_proba(held_out, source=f"{set_name} images")
-    classification = classification_summary(held_out_labels, probabilities, class_names=names, seed=seed)
+    classification = classification_summary(held_out_labels, probabilities, class_names=names, seed=seed, groups=held_out_subjects)
     fake = model.generate(held_out_labels, seed=seed)  # as many generated images as held-out ones, with the same labels
     scale = model.scaling.forward
     if settings.encoder:

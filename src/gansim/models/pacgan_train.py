@@ -118,7 +118,7 @@ def _train(data: Path, cfg: PACGANConfig, run_dir: Path, dist: DistributedContex
     labels = slices.labels
     settings, class_names = _resolve_settings(cfg, images, labels, source)
 
-    test_set: tuple[np.ndarray | None, np.ndarray | None, str] = (None, None, "test")
+    test_set: tuple[np.ndarray | None, np.ndarray | None, str, np.ndarray | None] = (None, None, "test", None)
     if mode == "test":
         # read (and check against the training subjects) before training, not after hours of it
         test_set = _read_test_set(cfg, settings.image_size, log, slices.subjects)
@@ -221,17 +221,18 @@ def _train(data: Path, cfg: PACGANConfig, run_dir: Path, dist: DistributedContex
             from gansim.models.pacgan_evaluate import evaluate_pacgan
 
             if mode == "test":
-                held_out, held_labels, set_name = test_set
+                held_out, held_labels, set_name, held_subjects = test_set
             else:
                 held_out, held_labels, set_name = images[val_idx], labels[val_idx], "validation"
+                held_subjects = slices.subjects[val_idx] if slices.subjects is not None else None
             if held_out is not None:
                 evaluate_pacgan(model_dir, run_dir, held_out, held_labels, images[train_idx], labels[train_idx], set_name=set_name, settings=cfg.evaluation,
-                                seed=cfg.train.seed, level_starts=schedule.starts, sizes=schedule.sizes, log=log)
+                                seed=cfg.train.seed, level_starts=schedule.starts, sizes=schedule.sizes, log=log, held_out_subjects=held_subjects)
     dist.barrier()
     return model_dir
 
 
-def _read_test_set(cfg: PACGANConfig, size: int, log: Any, train_subjects: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+def _read_test_set(cfg: PACGANConfig, size: int, log: Any, train_subjects: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None, str, np.ndarray | None]:
     """The test set of test mode (data.test_data), at the model's image size; (None, None) with a note when none is given.
 
     A subject in both the training and the test file is an error naming it (its test AUC would be inflated).
@@ -241,13 +242,13 @@ def _read_test_set(cfg: PACGANConfig, size: int, log: Any, train_subjects: np.nd
 
     if cfg.data.test_data is None:
         log("test mode without data.test_data: no test set to evaluate (give --set data.test_data=DIR)")
-        return None, None, "test"
+        return None, None, "test", None
     test = read_slice_set(cfg.data.test_data, cfg.data.test_labels, require_labels=True)
     if test.labels is None:
         raise DataError(f"{test.source}: the test set needs labels (labels.csv)")
     if train_subjects is not None and test.subjects is not None:
         check_no_subject_overlap({"training set": train_subjects, "test set": test.subjects}, source=f"{cfg.data.test_data}")
-    return _to_image_size(test.images, size, test.source, log), test.labels, "test"
+    return _to_image_size(test.images, size, test.source, log), test.labels, "test", test.subjects
 
 
 def _write_generated(model_dir: Path, output: Path, per_class: list[int], seed: int, log: Any) -> None:
