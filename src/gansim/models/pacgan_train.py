@@ -46,6 +46,12 @@ def best_epochs_of(path: str | Path) -> list[int]:
     path = Path(path)
     model_dir = path / "model" if (path / "model" / "manifest.json").is_file() else path
     manifest = read_manifest(model_dir)
+    training = manifest.get("training") or {}
+    if training.get("mode") != "validate":
+        raise ConfigError(f"{model_dir}: a {training.get('mode')!r}-mode run; best epochs come from a validate run (validation.mode 'validate')")
+    if training.get("stopped_by") != "total_rows":
+        raise ConfigError(f"{model_dir}: the validate run stopped early ({training.get('stopped_by')}), so its later levels have no best epoch; "
+                          "finish it with --resume, or give validation.best_epochs")
     try:
         epochs = [int(e) for e in manifest["training"]["best_epochs"]]
     except (KeyError, TypeError, ValueError) as err:
