@@ -76,7 +76,7 @@ from gansim.data.brain import (
     rician_noise,
     smoothed_template,
 )
-from gansim.data.brain_slices import antialias_sigma_mm
+from gansim.data.brain_slices import _check_float, _check_int, antialias_sigma_mm
 from gansim.errors import ConfigError, OutputExistsError
 from gansim.physics.mr_signal import (
     SEQUENCES,
@@ -145,18 +145,6 @@ _OWNED = ("trainA", "trainB", "testA", "testB", "dataset.json")
 
 
 # ------------------------------------------------------------------------------ checks
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ConfigError(f"{name}={value!r}: expected an integer >= {minimum}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name}={value!r}: expected a finite number >= 0")
-    return float(value)
 
 
 def _check_shape(shape: Any) -> tuple[int, int, int]:

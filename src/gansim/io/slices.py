@@ -551,16 +551,17 @@ class IntensityScaling:
         object.__setattr__(self, "lo", lo)
         object.__setattr__(self, "hi", hi)
 
-    def _apply(self, x: _ArrayT, scale: float, offset: float) -> _ArrayT:
-        """``x * scale + offset``; NumPy in float64 then back to x's float dtype (float32 for integers)."""
+    def _apply_linear(self, x: _ArrayT, scale: float, offset: float) -> _ArrayT:
+        """``x * scale + offset``; NumPy in float64 then back to x's float dtype (float32 for integers);
+        torch keeps its device. Mode 'none' (lo -1, hi 1) is the identity, returned as a copy."""
         if isinstance(x, torch.Tensor):
             t = x if x.is_floating_point() else x.float()
-            return t.clone() if self.mode == "none" else t * scale + offset  # type: ignore[return-value]
+            return t * scale + offset  # type: ignore[return-value]
         arr = np.asarray(x)
         dtype = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float32)
-        if self.mode == "none":
-            return arr.astype(dtype, copy=True)  # type: ignore[return-value]
         return (arr.astype(np.float64) * scale + offset).astype(dtype)  # type: ignore[return-value]
+
+    _apply = _apply_linear
 
     def forward(self, x: _ArrayT) -> _ArrayT:
         """Data intensities -> network values ([lo, hi] -> [-1, 1]); NumPy or torch, any shape."""

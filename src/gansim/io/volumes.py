@@ -46,6 +46,7 @@ import numpy as np
 
 from gansim.errors import ConfigError, DataError, ModelFileError
 from gansim.io.atomic import atomic_path, check_writable, commit_file
+from gansim.io.slices import IntensityScaling
 
 __all__ = [
     "VOLUME_SUFFIXES",
@@ -579,24 +580,10 @@ class VolumeScaling:
             raise DataError(f"{source}: the {p[0]}th and {p[1]}th foreground percentiles are both {lo:g}; cannot scale a one-intensity foreground")
         return cls(lo, hi, p)  # type: ignore[arg-type]
 
-    def _apply(self, x: _ArrayT, scale: float, offset: float) -> _ArrayT:
-        """``x * scale + offset``; NumPy in float64 then back to x's float dtype (float32 for integers)."""
-        if hasattr(x, "detach"):  # torch tensor: keep device and dtype
-            t = x if x.is_floating_point() else x.float()  # type: ignore[attr-defined]
-            return t * scale + offset  # type: ignore[return-value]
-        arr = np.asarray(x)
-        dtype = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float32)
-        return (arr.astype(np.float64) * scale + offset).astype(dtype)  # type: ignore[return-value]
-
-    def forward(self, x: _ArrayT) -> _ArrayT:
-        """Intensities -> network values ([lo, hi] -> [-1, 1], not clipped); NumPy or torch, any shape."""
-        scale = 2.0 / (self.hi - self.lo)
-        return self._apply(x, scale, -1.0 - self.lo * scale)
-
-    def inverse(self, y: _ArrayT) -> _ArrayT:
-        """Network values -> intensities ([-1, 1] -> [lo, hi]); the exact inverse of :meth:`forward`."""
-        scale = (self.hi - self.lo) / 2.0
-        return self._apply(y, scale, self.lo + scale)
+    # the same exact linear map as the slices' scaling (float64 in NumPy, dtypes kept)
+    _apply = IntensityScaling._apply_linear
+    forward = IntensityScaling.forward
+    inverse = IntensityScaling.inverse
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest entry ``{"mode", "lo", "hi", "percentiles"}`` (plain JSON data)."""

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from gansim import __version__
 from gansim.errors import ConfigError, DataError
 from gansim.models.cyclegan import CycleGANObjective, CycleGenerators, CycleLossWeights, PatchCritics, VolumePatches
 from gansim.models.cyclegan_config import CycleGANConfig
@@ -133,9 +132,7 @@ def _train(data: Path, cfg: CycleGANConfig, run_dir: Path, dist: DistributedCont
     g = loop.ema.shadow if loop.ema is not None else generators
     extra = {
         "sampling_weights": "ema" if loop.ema is not None else "last",
-        "training": {"data": data_info, "rows_seen": result.rows_seen, "iterations": result.iterations, "wall_time_s": result.wall_time_s,
-                     "resumed_from": result.resumed_from, "stopped_by": result.stopped_by, "processes": dist.world_size,
-                     "config": cfg.model_dump(mode="json"), "gansim_version": __version__},
+        "training": {"data": data_info, **result.manifest_entry(dist.world_size, cfg.model_dump(mode="json"))},
     }
     model_dir = run_dir / "model"
     if dist.is_main:

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from gansim import __version__
 from gansim.errors import ConfigError, DataError
 from gansim.models.model_file import sha256_of_file
 from gansim.models.pacgan import LevelSchedule, PACGANObjective, SliceBatches, SliceValidator
@@ -207,14 +206,7 @@ def _train(data: Path, cfg: PACGANConfig, run_dir: Path, dist: DistributedContex
             "weights": chosen,
             "best": [objective.best.get(k) for k in range(len(schedule.sizes))],
             "best_epochs": best_epochs,
-            "rows_seen": result.rows_seen,
-            "iterations": result.iterations,
-            "wall_time_s": result.wall_time_s,
-            "resumed_from": result.resumed_from,
-            "stopped_by": result.stopped_by,
-            "processes": dist.world_size,
-            "config": cfg.model_dump(mode="json"),
-            "gansim_version": __version__,
+            **result.manifest_entry(dist.world_size, cfg.model_dump(mode="json")),
         },
     }
     model_dir = run_dir / "model"

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from gansim import __version__
 from gansim.errors import ConfigError, DataError
 from gansim.io.calo import ShowerData, find_duplicate_showers, read_showers
 from gansim.models.calogan import CaloGANConfig, CaloGANObjective, ShowerBatches
@@ -203,14 +202,7 @@ def _train(data: Path, cfg: CaloGANConfig | ShowerGANConfig, run_dir: Path, dist
         "sampling_weights": "ema" if loop.ema is not None else "last",
         "training": {
             "data": data_info,
-            "rows_seen": result.rows_seen,
-            "iterations": result.iterations,
-            "wall_time_s": result.wall_time_s,
-            "resumed_from": result.resumed_from,
-            "stopped_by": result.stopped_by,
-            "processes": dist.world_size,
-            "config": cfg.model_dump(mode="json"),
-            "gansim_version": __version__,
+            **result.manifest_entry(dist.world_size, cfg.model_dump(mode="json")),
             **extra_manifest,
         }
     }

@@ -60,6 +60,13 @@ class TrainingResult:
     resumed_from: str | None = None
     stopped_by: str = "total_rows"
 
+    def manifest_entry(self, processes: int, config: dict[str, Any]) -> dict[str, Any]:
+        """The facts every family's model manifest records under ``training``."""
+        from gansim import __version__
+
+        return {"rows_seen": self.rows_seen, "iterations": self.iterations, "wall_time_s": self.wall_time_s, "resumed_from": self.resumed_from,
+                "stopped_by": self.stopped_by, "processes": processes, "config": config, "gansim_version": __version__}
+
 
 class TrainingLoop:
     """Trains an :class:`Objective` on a :class:`BatchSource`.
