@@ -396,3 +396,17 @@ def test_config_errors(call, bad, suggestion, allowed):
 def test_config_error_non_string_kind():
     with pytest.raises(ConfigError, match="allowed"):
         generator_loss(None, torch.zeros(2))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_gradient_penalty_is_float32_under_autocast(dtype: torch.dtype) -> None:
+    """Under mixed precision the penalty (and its second derivatives) is computed in float32: the same value as without autocast."""
+    torch.manual_seed(0)
+    critic = nn.Sequential(nn.Linear(6, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    real, fake = torch.randn(32, 6), torch.randn(32, 6)
+    with torch.autocast("cpu", dtype=dtype):
+        mixed = gradient_penalty(critic, real.to(dtype), fake.to(dtype), kind="two_sided", generator=torch.Generator().manual_seed(3))
+    assert mixed.dtype == torch.float32
+    # the inputs were rounded to 16 bits, nothing else: the penalty of the rounded inputs without autocast
+    rounded = gradient_penalty(critic, real.to(dtype).float(), fake.to(dtype).float(), kind="two_sided", generator=torch.Generator().manual_seed(3))
+    assert torch.equal(mixed, rounded)

@@ -60,6 +60,10 @@ def lr_factor(settings: OptimizerSettings, rows_seen: int, total_rows: int) -> f
     return settings.min_lr_factor + (1 - settings.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+#: other spellings of TrainingSettings.amp's modes
+_AMP_ALIASES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "none": "off", "false": "off", "true": "bf16"}
+
+
 class TrainingSettings(StrictModel):
     """How long and how a run goes. Progress is counted in training rows seen by the discriminator."""
 
@@ -73,13 +77,26 @@ class TrainingSettings(StrictModel):
     keep_checkpoints: int = Field(3, ge=0, description="0 keeps every checkpoint")
     ema_halflife_rows: int | None = Field(200_000, gt=0, description="half-life of the generator's EMA in rows seen; null disables the EMA")
     ema_rampup: float | None = Field(0.05, gt=0, description="early on the half-life is at most ema_rampup × rows seen; null: no ramp-up")
-    amp: bool = Field(False, description="bfloat16 autocast on CUDA (no loss scaling needed); ignored on other devices")
+    amp: Literal["off", "bf16", "fp16"] = Field(
+        "off",
+        description="mixed precision: 'bf16' autocast (no loss scaling needed), 'fp16' autocast with a gradient scaler (GPUs without "
+        "bfloat16, e.g. V100, T4); on CUDA and on the CPU (only faster on CPUs with 16-bit units); true means 'bf16', false 'off'",
+    )
     progress: bool = True
     validation_fraction: float = Field(0.05, ge=0, lt=1, description="held-out rows, chosen by a seeded hash of the row index")
     validation_seed: int = Field(12345, ge=0)
     chunk_rows: int = Field(1_000_000, gt=0, description="rows read per chunk when streaming")
     in_memory_max_rows: int = Field(50_000_000, gt=0, description="larger data sets are streamed from disk")
     evaluate: bool = Field(True, description="at the end, compare the model with the held-out rows: RUN/report/report.html, metrics in the manifest")
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_mode(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value is None:  # the earlier boolean switch: true was bfloat16 autocast
+            return "bf16" if value else "off"
+        if isinstance(value, str):
+            return _AMP_ALIASES.get(value.strip().lower(), value.strip().lower())
+        return value
 
     @field_validator("device")
     @classmethod

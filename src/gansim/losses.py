@@ -159,14 +159,27 @@ def gradient_penalty(
             ``(n, 1, ..., 1)``; must live on ``real.device``.
 
     Returns:
-        0-dim tensor, differentiable w.r.t. the critic's parameters (``create_graph=True``);
-        for ``none`` a constant zero that does not require grad.
+        0-dim tensor (float32 at least), differentiable w.r.t. the critic's parameters (``create_graph=True``);
+        for ``none`` a constant zero that does not require grad. Under mixed precision the
+        penalty is computed in float32 with autocast off: its second derivatives would lose
+        too much in 16 bits (and an fp16 gradient norm overflows easily).
     """
     kind = _check_choice(kind, PENALTIES, "gradient penalty")
     norm = _check_choice(norm, NORMS, "gradient-penalty norm")
+    real, fake = _at_least_float32(real), _at_least_float32(fake)
     if kind == "none":
         return torch.zeros((), device=real.device, dtype=real.dtype)
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        return _penalty(critic, real, fake, kind, norm, generator)
 
+
+def _at_least_float32(t: Tensor) -> Tensor:
+    """float16/bfloat16 -> float32; float32 and float64 stay as they are."""
+    return t.float() if t.is_floating_point() and t.element_size() < 4 else t
+
+
+def _penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, kind: str, norm: str, generator: torch.Generator | None) -> Tensor:
+    """:func:`gradient_penalty` on float32 inputs, autocast off."""
     real_d = real.detach()
     if kind == "r1":
         x = real_d.clone()

@@ -73,7 +73,7 @@ def test_foreground_weighting() -> None:
     assert hit > 0.9 - 5 * (0.09 / 200) ** 0.5
 
 
-def _loop(run_dir: Path, total_rows: int, *, paired: float = 0.0, scheduler: str = "none"):
+def _loop(run_dir: Path, total_rows: int, *, paired: float = 0.0, scheduler: str = "none", amp: str = "off"):
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     generators = CycleGenerators(_tiny_generator(), _tiny_generator())
@@ -81,22 +81,26 @@ def _loop(run_dir: Path, total_rows: int, *, paired: float = 0.0, scheduler: str
     a, b = _volumes(3, 0)
     patches = VolumePatches(a, b, True, (8, 8, 8), 2, seed=3, device=torch.device("cpu"))
     objective = CycleGANObjective(generators, critics, CycleLossWeights(paired=paired), torch.device("cpu"), seed=5, pool_size=3)
-    train = TrainingSettings(total_rows=total_rows, batch_size=2, tick_rows=8, checkpoint_rows=10_000, progress=False, ema_halflife_rows=20, seed=0)
+    train = TrainingSettings(total_rows=total_rows, batch_size=2, tick_rows=8, checkpoint_rows=10_000, progress=False, ema_halflife_rows=20, seed=0, amp=amp)
     optim = {name: OptimizerSettings(lr=2e-4, betas=(0.5, 0.999), scheduler=scheduler, decay_start=0.5) for name in ("G", "D")}
     return TrainingLoop(objective, patches, train, optim, run_dir, torch.device("cpu")), objective
 
 
-def test_resume_equals_uninterrupted_with_the_pool(tmp_path: Path) -> None:
-    full, full_obj = _loop(tmp_path / "full", 40)
+@pytest.mark.parametrize("amp", ["off", "fp16"])
+def test_resume_equals_uninterrupted_with_the_pool(tmp_path: Path, amp: str) -> None:
+    """Weights, optimisers, the image pools and (fp16 autocast, here on the CPU) the gradient scalers resume exactly."""
+    full, full_obj = _loop(tmp_path / "full", 40, amp=amp)
     full.run()
-    first, _ = _loop(tmp_path / "split", 14)
+    first, _ = _loop(tmp_path / "split", 14, amp=amp)
     first.run()
-    second, second_obj = _loop(tmp_path / "split", 40)
+    second, second_obj = _loop(tmp_path / "split", 40, amp=amp)
     second.run(resume=True)
     for name in ("G", "D"):
         for (key, x), y in zip(full_obj.networks[name].state_dict().items(), second_obj.networks[name].state_dict().values()):
             torch.testing.assert_close(x, y, rtol=0, atol=0, msg=f"{name}.{key}")
     assert len(second_obj.pool_a.images) == 3
+    for name, scaler in second.scalers.items():
+        assert scaler.state_dict() == full.scalers[name].state_dict()
 
 
 def test_losses_and_gradients(tmp_path: Path) -> None:

@@ -125,7 +125,7 @@ def _toy_data(n: int = 48, classes: int = 3, side: int = 16, seed: int = 0) -> t
     return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
 
 
-def _loop(run_dir: Path, total_rows: int, *, validator=None, checkpoint_rows: int = 10_000, start_check_at: float = 0.0, epochs=(2, 2, 2)):
+def _loop(run_dir: Path, total_rows: int, *, validator=None, checkpoint_rows: int = 10_000, start_check_at: float = 0.0, epochs=(2, 2, 2), amp: str = "off"):
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     settings = _settings()
@@ -134,7 +134,7 @@ def _loop(run_dir: Path, total_rows: int, *, validator=None, checkpoint_rows: in
     schedule = LevelSchedule.build(settings.sizes, ScheduleSettings(epochs=list(epochs), batch_sizes=[8, 8, 4], critic_iterations=[1, 2, 2]), n_train=len(labels))
     batches = SliceBatches(images, labels, schedule.sizes, schedule.batch_sizes, seed=3, device=torch.device("cpu"))
     objective = PACGANObjective(g, d, settings, schedule, True, batches, torch.device("cpu"), seed=5, validator=validator, start_check_at=start_check_at)
-    train = TrainingSettings(total_rows=max(1, total_rows), batch_size=8, tick_rows=16, checkpoint_rows=checkpoint_rows, progress=False, ema_halflife_rows=50, seed=0)
+    train = TrainingSettings(total_rows=max(1, total_rows), batch_size=8, tick_rows=16, checkpoint_rows=checkpoint_rows, progress=False, ema_halflife_rows=50, seed=0, amp=amp)
     optim = {name: OptimizerSettings(lr=1e-3, betas=(0.5, 0.999)) for name in ("G", "D")}
     return TrainingLoop(objective, batches, train, optim, run_dir, torch.device("cpu")), objective, schedule
 
@@ -151,21 +151,26 @@ def test_batches_follow_the_level() -> None:
     torch.testing.assert_close(batches._pyramid[4].mean(dim=(1, 2, 3)), images.mean(dim=(1, 2, 3)), rtol=1e-4, atol=1e-4)
 
 
-def test_resume_inside_a_level_equals_uninterrupted(tmp_path: Path) -> None:
-    full_loop, full_obj, schedule = _loop(tmp_path / "full", 0)
+@pytest.mark.parametrize("amp", ["off", "fp16"])
+def test_resume_inside_a_level_equals_uninterrupted(tmp_path: Path, amp: str) -> None:
+    """Level, α, images seen, optimisers, EMA, RNG and (fp16 autocast, here on the CPU) the gradient scalers all resume exactly."""
+    full_loop, full_obj, schedule = _loop(tmp_path / "full", 0, amp=amp)
     full_loop.settings = full_loop.settings.model_copy(update={"total_rows": schedule.total})
     full_loop.run()
     # stop in level 1 during its fade-in, then resume to the end
-    first, _, _ = _loop(tmp_path / "split", 120)
+    first, _, _ = _loop(tmp_path / "split", 120, amp=amp)
     first.run()
     assert schedule.level_at(first.rows_seen) == 1 and 0 < schedule.alpha_at(first.rows_seen) < 1
-    second, second_obj, _ = _loop(tmp_path / "split", schedule.total)
+    second, second_obj, _ = _loop(tmp_path / "split", schedule.total, amp=amp)
     second.run(resume=True)
     assert second.rows_seen == full_loop.rows_seen
     for name in ("G", "D"):
         for (key, a), b in zip(full_obj.networks[name].state_dict().items(), second_obj.networks[name].state_dict().values()):
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"{name}.{key}")
     torch.testing.assert_close(full_loop.ema.shadow.project.weight, second.ema.shadow.project.weight, rtol=0, atol=0)
+    assert set(second.scalers) == ({"G", "D"} if amp == "fp16" else set())
+    for name, scaler in second.scalers.items():
+        assert scaler.state_dict() == full_loop.scalers[name].state_dict()
 
 
 class _ScriptedValidator:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,39 @@ def test_lr_factor_shapes() -> None:
     assert [lr_factor(linear, r, 1000) for r in (0, 500, 750, 1000, 2000)] == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
     floor = OptimizerSettings(scheduler="linear", decay_start=0.0, min_lr_factor=0.2)
     assert lr_factor(floor, 500, 1000) == pytest.approx(0.6) and lr_factor(floor, 1000, 1000) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(("given", "mode"), [(True, "bf16"), (False, "off"), ("float16", "fp16"), ("BF16", "bf16"), ("half", "fp16"), ("off", "off")])
+def test_amp_modes_accept_the_boolean_switch_and_aliases(given: object, mode: str) -> None:
+    cfg = parse_config(PhaseSpaceGANConfig, tiny_config(train={"amp": given}))
+    assert cfg.train.amp == mode
+
+
+def test_amp_mode_unknown_is_a_config_error() -> None:
+    from gansim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="amp"):
+        parse_config(PhaseSpaceGANConfig, tiny_config(train={"amp": "fp8"}))
+
+
+def test_fp16_scalers_are_used_checkpointed_and_resumed_exactly(gaussian_npy: Path, tmp_path: Path) -> None:
+    """fp16 autocast (here on the CPU) runs each network's steps through its own GradScaler; the scalers'
+    state is in every checkpoint, and a resumed run ends with the same weights, bit for bit."""
+    from gansim.training.checkpoint import load_checkpoint
+
+    amp = {"amp": "fp16"}
+    full = _train(gaussian_npy, tmp_path / "full", train={"total_rows": 8192, **amp})
+    _train(gaussian_npy, tmp_path / "split", train={"total_rows": 5000, **amp})
+    resumed = _train(gaussian_npy, tmp_path / "split", resume=True, train={"total_rows": 8192, **amp})
+    wa, wb = _weights(full), _weights(resumed)
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+    state = load_checkpoint(list_checkpoints(tmp_path / "full")[-1])
+    assert set(state["scalers"]) == {"G", "D"}
+    for name, scaler in state["scalers"].items():
+        # steps went through the scaler: finite steps since the last back-off are counted; the scale is a power of 2
+        assert scaler["_growth_tracker"] > 0, name
+        assert math.log2(scaler["scale"]).is_integer(), (name, scaler["scale"])
+    # autocast really ran: float16 arithmetic ends elsewhere than float32 from the same seed
+    plain = _weights(_train(gaussian_npy, tmp_path / "fp32", train={"total_rows": 8192}))
+    assert any(not torch.equal(wa[key], plain[key]) for key in wa)

