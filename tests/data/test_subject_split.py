@@ -99,3 +99,17 @@ def test_overlap_check_names_the_subject() -> None:
     check_no_subject_overlap({"train": np.array(["a", "b"]), "validation": np.array(["c"]), "test": np.array(["d", "d"])}, "s.csv")
     with pytest.raises(DataError, match=r"s\.csv: subject 'b' is in both the 'train' and the 'test' set \(2 shared"):
         check_no_subject_overlap({"train": np.array(["a", "b", "c"]), "validation": np.array(["x"]), "test": np.array(["c", "b"])}, "s.csv")
+
+
+def test_a_subject_with_two_classes_is_warned_about_and_kept_whole() -> None:
+    import warnings
+
+    labels, subjects = _slices((10, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # consistent labels: no warning
+        stratified_group_split(labels, subjects, n_folds=5, fold=0, seed=8, source="x.csv")
+    first = np.flatnonzero(subjects == "c0-s03")[0]
+    labels[first] = 1  # one slice of a class-0 subject relabelled
+    with pytest.warns(UserWarning, match=r"x\.csv: subject 'c0-s03' has slices of classes \[0, 1\] \(1 subject"):
+        train, val = stratified_group_split(labels, subjects, n_folds=5, fold=0, seed=8, source="x.csv")
+    assert not (set(subjects[train]) & set(subjects[val]))

@@ -13,6 +13,7 @@ scikit-learn's implementation of the splitter).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -96,6 +97,7 @@ def stratified_group_split(
         if n_k < n_folds:
             raise DataError(f"{source}: class {int(k)} has {n_k} subject(s), fewer than the {n_folds} folds, so some validation fold would lack it (lower n_folds or add subjects of class {int(k)})")
 
+    _warn_mixed_subjects(y, groups, source)
     splitter = StratifiedGroupKFold(n_splits=int(n_folds), shuffle=True, random_state=int(seed))
     train_idx = val_idx = None
     for k, (train, val) in enumerate(splitter.split(np.zeros(len(y)), y, groups)):
@@ -106,6 +108,27 @@ def stratified_group_split(
     # defensive: the splitter groups by subject, but a wrong result here would silently inflate every score
     check_no_subject_overlap({"train": groups[train_idx], "validation": groups[val_idx]}, source)
     return train_idx, val_idx
+
+
+def _warn_mixed_subjects(labels: np.ndarray, subjects: np.ndarray, source: str) -> None:
+    """Warn about subjects whose slices carry more than one class.
+
+    A subject's diagnosis is one class in a cross-sectional cohort, so this is usually a mistake in
+    labels.csv; in longitudinal data (a converter scanned before and after) it can be meant, so the
+    labels are kept as given and the split still keeps the subject on one side.
+    """
+    order = np.argsort(subjects, kind="stable")
+    s, y = subjects[order], labels[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    mixed = [str(s[i]) for i, j in zip(starts, np.r_[starts[1:], len(s)]) if np.unique(y[i:j]).size > 1]
+    if mixed:
+        first = mixed[0]
+        classes = sorted(int(k) for k in np.unique(labels[subjects == first]))
+        warnings.warn(
+            f"{source}: subject {first!r} has slices of classes {classes} ({len(mixed)} subject(s) with more than one class); "
+            "labels are kept as given (a longitudinal converter?), but check Label against Subject_ID",
+            stacklevel=3,
+        )
 
 
 def subject_hashes(subjects: np.ndarray | list[str]) -> list[str]:
