@@ -93,3 +93,36 @@ def test_a_patch_the_generator_cannot_take_is_refused(volume_run: tuple[Path, Pa
     data, _ = volume_run
     result = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "r"), *TINY, "--set", "data.patch=[18,16,16]"])
     assert result.exit_code == 2 and "multiple of (4, 4, 4)" in result.output and "20×16×16" in result.output
+
+
+def test_data_brain_volumes_then_prepare_crops_to_the_head(tmp_path: Path) -> None:
+    """The built-in volumes through the command line: layout, oblique header, refusal to overwrite, and
+    ``prepare`` cropping the noisy air away (Rician noise fills their background) with the affine kept true."""
+    pytest.importorskip("nilearn")
+    out = tmp_path / "vols"
+    result = runner.invoke(app, ["data", "brain-volumes", "-o", str(out), "--subjects", "1", "--test-subjects", "1", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    names = {side: sorted(p.name for p in (out / side).iterdir()) for side in ("trainA", "trainB", "testA", "testB")}
+    assert names == {"trainA": ["sub-001.nii.gz"], "trainB": ["sub-001.nii.gz"], "testA": ["sub-002.nii.gz"], "testB": ["sub-002.nii.gz"]}
+    t1 = nib.load(out / "trainA" / "sub-001.nii.gz")
+    assert t1.shape == (72, 88, 64)
+    rotation = t1.affine[:3, :3] / np.linalg.norm(t1.affine[:3, :3], axis=0)
+    assert not np.allclose(np.abs(rotation), np.eye(3), atol=1e-3)  # oblique
+    again = runner.invoke(app, ["data", "brain-volumes", "-o", str(out), "--subjects", "1", "--test-subjects", "1"])
+    assert again.exit_code == 2 and "--force" in again.output
+    wrong = runner.invoke(app, ["data", "brain-volumes", "-o", str(tmp_path / "x"), "--classes", "3"])
+    assert wrong.exit_code == 2 and "brain-slices options" in wrong.output
+
+    cropped = tmp_path / "crop"
+    prep = runner.invoke(app, ["prepare", str(out), "-o", str(cropped)])
+    assert prep.exit_code == 0, prep.output
+    summary = json.loads((cropped / "prepare.json").read_text())
+    first = next(f for f in summary["files"] if f["split"] == "train" and f["side"] == "A")
+    assert all(s < o for s, o in zip(first["shape"], first["original_shape"])), first  # the air is cropped on every axis
+    small = nib.load(cropped / "trainA" / "sub-001.nii.gz")
+    lo = np.array(first["box_lo"])  # the crop box: the head's box grown by the margin, clipped to the volume
+    assert first["shape"] == (np.array(first["box_hi"]) - lo).tolist()
+    # canonical voxel (0, 0, 0) of the crop is canonical voxel lo of the input: the same world point
+    canon_in, canon_out = nib.as_closest_canonical(t1), nib.as_closest_canonical(small)
+    np.testing.assert_allclose(canon_out.affine @ [0, 0, 0, 1], canon_in.affine @ [*lo, 1], atol=1e-3)
+    assert "smallest valid whole-volume input" in prep.output

@@ -90,17 +90,38 @@ def test_foreground_box_uses_each_axis_own_size(shape: tuple[int, int, int]) -> 
 def test_foreground_box_threshold_and_empty() -> None:
     data = np.zeros((8, 9, 10), np.float32)
     data[2:4, 3:5, 4:6] = 10.0
-    data[6, 7, 8] = 0.5  # dim, but above the default threshold (1 % of the 99.9th percentile, 10): counted
-    np.testing.assert_array_equal(foreground_box(data)[1], [7, 8, 9])
-    lo, hi = foreground_box(data, threshold=1.0)
+    data[6, 7, 8] = 0.5  # dim (5 % of the tissue, as background noise): below Otsu's threshold
+    lo, hi = foreground_box(data)
     np.testing.assert_array_equal(lo, [2, 3, 4])
     np.testing.assert_array_equal(hi, [4, 5, 6])
-    with pytest.raises(DataError, match=r"vol\.nii: no voxel above"):
+    np.testing.assert_array_equal(foreground_box(data, threshold=0.1)[1], [7, 8, 9])  # a given threshold counts it
+    with pytest.raises(DataError, match=r"vol\.nii: constant volume"):
         foreground_box(np.zeros((4, 4, 4)), source="vol.nii")
-    with pytest.raises(DataError, match="no voxel above"):
+    with pytest.raises(DataError, match="constant volume"):
         foreground_box(np.full((4, 4, 4), 3.0))
+    with pytest.raises(DataError, match="no voxel above"):
+        foreground_box(data, threshold=20.0)
     with pytest.raises(DataError, match="3-D"):
         foreground_box(np.ones((4, 4)))
+
+
+def test_foreground_box_is_the_head_under_rician_background_noise() -> None:
+    """An unmasked MR magnitude image: Rician noise of 2 % of the tissue signal fills the background,
+    so many background voxels lie above a fixed 1 % of the maximum; the box must still be the head's."""
+    rng = np.random.default_rng(4)
+    shape = (40, 44, 36)
+    grid = np.indices(shape).astype(np.float64)
+    centre = np.array([20.0, 22.0, 18.0])[:, None, None, None]
+    radii = np.array([12.0, 15.0, 10.0])[:, None, None, None]
+    head = (((grid - centre) / radii) ** 2).sum(axis=0) <= 1.0
+    signal = np.where(head, 1000.0, 0.0)
+    sigma = 20.0  # 2 % of the tissue signal
+    noisy = np.hypot(signal + rng.normal(0.0, sigma, shape), rng.normal(0.0, sigma, shape))
+    assert (noisy[~head] > 0.01 * np.percentile(noisy, 99.9)).mean() > 0.5  # a 1 % threshold would call most of the air foreground
+    lo, hi = foreground_box(noisy)
+    idx = np.argwhere(head)
+    np.testing.assert_array_equal(lo, idx.min(axis=0))
+    np.testing.assert_array_equal(hi, idx.max(axis=0) + 1)
 
 
 def test_crop_keeps_world_coordinates(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from gansim.errors import ConfigError, DataError, ModelFileError, OutputExistsEr
 from gansim.io.volumes import (
     VolumeScaling,
     find_volume_sets,
-    foreground_threshold,
+    foreground_mask,
     pair_volumes,
     read_volume,
     split_name,
@@ -355,16 +355,24 @@ def _sphere_volume(seed: int, lo: float, hi: float, n: int = 24, radius: float =
 
 def test_scaling_fits_foreground_percentiles_within_sampling_error() -> None:
     vol, mask = _sphere_volume(0, 100.0, 300.0)
-    assert 0.5 < foreground_threshold(vol) < 100.0  # separates air from the sphere
+    fg = foreground_mask(vol)
+    assert not (fg & ~mask).any()  # Otsu keeps the air out
+    # and leaves out at most the sphere's darkest voxels: its cut is a bin edge (300/256 wide), which
+    # Otsu may put a bin or two into the wide sphere class rather than in the empty gap
+    assert vol[mask & ~fg].max(initial=100.0) < 100.0 + 2 * 300.0 / 256
     s = VolumeScaling.fit(vol)
-    n = int(mask.sum())
-    for p, got in ((0.5, s.lo), (99.5, s.hi)):
-        q = p / 100
-        expected = 100.0 + 200.0 * q  # the uniform's quantile
-        sd = math.sqrt(q * (1 - q) / n) * 200.0  # sample quantile: sqrt(q(1-q)/n) / density
-        assert abs(got - expected) < 5 * sd, (p, got, expected, sd)
-    # a given mask is the foreground: the same voxels here, so the same fit
-    assert VolumeScaling.fit(vol, masks=mask) == s
+    # lo: the 0.5th percentile of all voxels, inside the air's uniform [0, 0.5) (a fraction 1 - f of them)
+    n_all, f = vol.size, mask.mean()
+    q = 0.005 / (1 - f)
+    sd = math.sqrt(0.005 * 0.995 / n_all) / ((1 - f) / 0.5)  # sample quantile: sqrt(p(1-p)/n) / density
+    assert abs(s.lo - 0.5 * q) < 5 * sd, (s.lo, 0.5 * q, sd)
+    # hi: the 99.5th percentile of the head, uniform [100, 300)
+    n, q = int(fg.sum()), 0.995
+    sd = math.sqrt(q * (1 - q) / n) * 200.0
+    assert abs(s.hi - (100.0 + 200.0 * q)) < 5 * sd, (s.hi, sd)
+    # a given mask is the foreground (the same voxels as the default one: the same fit); lo never depends on it
+    assert VolumeScaling.fit(vol, masks=fg) == s
+    assert VolumeScaling.fit(vol, masks=np.ones_like(mask)).lo == s.lo
 
 
 def test_scaling_forward_inverse_exact_and_unclipped() -> None:
@@ -393,9 +401,12 @@ def test_scaling_of_several_volumes_is_the_mean_of_their_percentiles() -> None:
 
 def test_scaling_refusals() -> None:
     vol, mask = _sphere_volume(5, 100.0, 300.0)
-    flat = np.where(mask, 50.0, 0.0)
+    flat = np.full(mask.shape, 50.0)
+    flat[0, 0, 0] = 0.0  # the air's 0.5th percentile is the head's intensity too
     with pytest.raises(DataError, match="one-intensity foreground"):
         VolumeScaling.fit(flat)
+    binary = VolumeScaling.fit(np.where(mask, 50.0, 0.0))  # a two-level volume scales: air -1, head +1
+    assert (binary.lo, binary.hi) == (0.0, 50.0)
     with pytest.raises(DataError, match="no foreground"):
         VolumeScaling.fit(vol, masks=np.zeros_like(mask))
     with pytest.raises(DataError, match="mask of shape"):

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from gansim.errors import ConfigError, DataError
+from gansim.io.volumes import otsu_threshold
 from gansim.metrics.volume_quality import (
     evaluate_pairs,
     foreground_mask,
     masked_mae,
     nmi,
-    otsu_threshold,
     psnr,
     ssim3d,
     ssim_kernel_size,
@@ -273,7 +273,7 @@ def test_foreground_mask_keeps_the_head_and_fills_enclosed_dark_tissue() -> None
 
 def test_foreground_mask_refuses_constant_and_empty() -> None:
     with pytest.raises(DataError, match="constant"):
-        foreground_mask(np.zeros(SHAPE), subject="sub-02")
+        foreground_mask(np.zeros(SHAPE), source="sub-02")
     with pytest.raises(DataError, match="no voxel above"):
         foreground_mask(_phantom(), threshold=1e6)
     with pytest.raises(ConfigError, match="threshold"):

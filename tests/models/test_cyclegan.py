@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from gansim.errors import DataError
 from gansim.config import OptimizerSettings, TrainingSettings
 from gansim.models.cyclegan import CycleGANObjective, CycleGenerators, CycleLossWeights, ImagePool, PatchCritics, VolumePatches
 from gansim.training.loop import TrainingLoop
@@ -71,6 +72,22 @@ def test_foreground_weighting() -> None:
     hit = (a.amax(dim=(1, 2, 3, 4)) > 0).float().mean().item()
     # at least the foreground-centred 90 % (minus 5 sigma) contain the cube; uniform patches rarely do
     assert hit > 0.9 - 5 * (0.09 / 200) ** 0.5
+
+
+def test_foreground_weighting_follows_the_head_masks() -> None:
+    """With the head masks given, the patches centre on them even where the scaled air lies above -0.95."""
+    rng = np.random.default_rng(2)
+    volume = rng.uniform(-1.0, -0.5, (40, 40, 40)).astype(np.float32)  # noisy air, mostly above the level fallback
+    cube = np.zeros(volume.shape, bool)
+    cube[30:36, 30:36, 30:36] = True
+    volume[cube] = 1.0
+    patches = VolumePatches([volume], [volume], True, (8, 8, 8), 200, seed=0, device=torch.device("cpu"), foreground_fraction=0.9,
+                            masks_a=[cube], masks_b=[cube])
+    a, _ = patches.next_batch()
+    hit = (a.amax(dim=(1, 2, 3, 4)) > 0).float().mean().item()
+    assert hit > 0.9 - 5 * (0.09 / 200) ** 0.5  # as with a clean background: the mask, not the level, decides
+    with pytest.raises(DataError, match=r"foreground mask \(4, 4, 4\)"):
+        VolumePatches([volume], [volume], True, (8, 8, 8), 2, seed=0, device=torch.device("cpu"), masks_a=[np.ones((4, 4, 4), bool)], masks_b=[cube])
 
 
 def _loop(run_dir: Path, total_rows: int, *, paired: float = 0.0, scheduler: str = "none", amp: str = "off"):

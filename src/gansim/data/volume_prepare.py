@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gansim.errors import ConfigError, DataError, OutputExistsError
-from gansim.io.volumes import SPLITS, Volume, find_volume_sets, foreground_threshold, pair_volumes, read_volume, write_like
+from gansim.io.volumes import SPLITS, Volume, find_volume_sets, foreground_mask, pair_volumes, read_volume, write_like
 
 __all__ = ["foreground_box", "crop", "prepare_dataset", "translation"]
 
@@ -51,9 +51,8 @@ def foreground_box(data: np.ndarray, threshold: float | None = None, *, source: 
 
     Args:
         data: (X, Y, Z) intensities.
-        threshold: voxels above it are foreground; default
-            :func:`gansim.io.volumes.foreground_threshold` (1 % of the way from the minimum to
-            the 99.9th percentile).
+        threshold: voxels above it are foreground; default Otsu's threshold
+            (:func:`gansim.io.volumes.foreground_mask`, the head mask used everywhere).
         source: the volume's name for messages.
 
     Returns:
@@ -61,15 +60,12 @@ def foreground_box(data: np.ndarray, threshold: float | None = None, *, source: 
         lo[2]:hi[2]]`` (``hi`` exclusive), each axis from its own extent.
 
     Raises:
-        DataError: not 3-D, or no voxel above the threshold (an empty volume).
+        DataError: not 3-D, NaN/Inf, or no voxel above the threshold (an empty or constant volume).
     """
     arr = np.asarray(data)
     if arr.ndim != 3:
         raise DataError(f"{source}: shape {arr.shape}; expected a 3-D (X, Y, Z) volume")
-    thr = foreground_threshold(arr) if threshold is None else float(threshold)
-    mask = arr > thr
-    if not mask.any():
-        raise DataError(f"{source}: no voxel above {thr:g} (the volume is empty or constant): nothing to crop to")
+    mask = foreground_mask(arr, threshold, fill_holes=False, source=source)  # filling holes cannot change the box
     lo, hi = np.zeros(3, np.int64), np.zeros(3, np.int64)
     for axis in range(3):
         # this axis's own projection, so its extent is bounded by its own size
@@ -187,7 +183,7 @@ def prepare_dataset(
         pairing: ``'name'``, ``'csv'`` or ``'unpaired'``.
         multiple: the network's required size multiple per axis (an int for all three).
         threshold: a foreground threshold for every volume; default each volume's
-            :func:`gansim.io.volumes.foreground_threshold`.
+            :func:`gansim.io.volumes.foreground_mask` (Otsu).
         force: replace a non-empty ``out``.
 
     Returns:

@@ -55,7 +55,8 @@ __all__ = [
     "Volume",
     "read_volume",
     "write_like",
-    "foreground_threshold",
+    "foreground_mask",
+    "otsu_threshold",
     "VolumeScaling",
     "SPLITS",
     "find_volume_sets",
@@ -464,26 +465,82 @@ def _write_mhd(path: Path, image: Any, force: bool) -> None:
 # ----------------------------------------------------------------------------------- scaling
 
 
-def foreground_threshold(data: np.ndarray) -> float:
-    """The intensity above which a voxel counts as foreground (head, not air).
+#: Histogram bins of Otsu's threshold in :func:`foreground_mask`.
+OTSU_BINS = 256
 
-    ``min + 0.01 * (p99.9 - min)``: 1 % of the way from the volume's minimum to its 99.9th
-    percentile, i.e. 1 % of the 99.9th percentile for the usual MR volume whose background is
-    0. The 99.9th percentile rather than the maximum so a few hot voxels do not raise it; 1 %
-    is well under any tissue's intensity and above the background noise of a skull-stripped
-    or masked volume.
+
+def otsu_threshold(values: np.ndarray, bins: int = OTSU_BINS) -> float:
+    """Otsu's threshold: the histogram cut that maximises the between-class variance of ``values``.
+
+    Returns the upper edge of the last bin of the lower class (values above it are foreground).
     """
-    arr = np.asarray(data, dtype=np.float64)
-    lo = float(arr.min())
-    return lo + 0.01 * (float(np.percentile(arr, 99.9)) - lo)
+    v = np.asarray(values, dtype=np.float64).ravel()
+    counts, edges = np.histogram(v, bins=bins)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(counts)[:-1].astype(np.float64)  # lower class: bins 0..c, for cuts c = 0..bins-2
+    w1 = v.size - w0
+    s0 = np.cumsum(counts * centres)[:-1]
+    mu0 = s0 / np.maximum(w0, 1)
+    mu1 = (np.sum(counts * centres) - s0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def foreground_mask(volume: Any, threshold: float | None = None, *, fill_holes: bool = True, source: str = "volume") -> np.ndarray:
+    """The voxels of the head (object): ``volume > threshold``, enclosed holes filled.
+
+    The one foreground of the volume family: ``gansim prepare`` crops to its box, the intensity
+    scaling takes its percentiles, training patches are centred in it and the scores are masked
+    by it. Otsu's threshold splits dark background from tissue even where the background holds
+    Rician noise of a few per cent of the tissue signal (an unmasked MR magnitude image), which a
+    fixed small fraction of the maximum does not.
+
+    Args:
+        volume: (X, Y, Z) intensities, background dark (MR magnitude images, skull-stripped or not).
+        threshold: intensity above which a voxel is foreground; None: Otsu's threshold of the
+            volume's histogram (256 bins up to its 99.9th percentile).
+        fill_holes: fill cavities enclosed in 3-D (``scipy.ndimage.binary_fill_holes``), so dark
+            tissue inside the head (CSF in T1w, ventricles) stays in the mask.
+        source: the volume's name (a path or subject) for messages.
+
+    Returns:
+        (X, Y, Z) booleans.
+
+    Raises:
+        DataError: not 3-D, NaN/Inf, a constant volume, or no voxel above the threshold.
+        ConfigError: a non-finite threshold.
+    """
+    from scipy import ndimage
+
+    try:
+        t = np.asarray(volume, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{source}: expected a numeric (X, Y, Z) volume, got {type(volume).__name__} ({exc})") from exc
+    if t.ndim != 3:
+        raise DataError(f"{source}: shape {t.shape}; expected a 3-D (X, Y, Z) volume")
+    if not np.isfinite(t).all():
+        raise DataError(f"{source}: the volume holds NaN or Inf; expected finite intensities")
+    if threshold is None:
+        if t.max() == t.min():
+            raise DataError(f"{source}: constant volume ({t.min():.6g}): no foreground to separate (an empty volume?); pass a mask or a threshold")
+        # the histogram stops at the 99.9th percentile: a few hot voxels (vessels, a marker) would
+        # otherwise take the whole range and become Otsu's "foreground" on their own
+        clipped = np.minimum(t, np.percentile(t, 99.9))
+        threshold = otsu_threshold(clipped if clipped.max() > clipped.min() else t)
+    elif not math.isfinite(float(threshold)):
+        raise ConfigError(f"threshold {threshold!r}: expected a finite intensity")
+    mask = t > float(threshold)
+    if fill_holes:
+        mask = ndimage.binary_fill_holes(mask)
+    if not mask.any():
+        raise DataError(f"{source}: no voxel above the threshold {float(threshold):.6g} (max {t.max():.6g}); expected a threshold below the tissue intensities")
+    return mask
 
 
 def _foreground_values(data: np.ndarray, mask: np.ndarray | None, source: str) -> np.ndarray:
     arr = np.asarray(data, dtype=np.float64)
     if mask is None:
-        values = arr[arr > foreground_threshold(arr)]
-        if values.size == 0:  # more than 99.9 % of the voxels at the minimum
-            values = arr[arr > arr.min()]
+        values = arr[foreground_mask(arr, source=source)]
     else:
         m = np.asarray(mask)
         if m.shape != arr.shape:
@@ -498,12 +555,15 @@ def _foreground_values(data: np.ndarray, mask: np.ndarray | None, source: str) -
 
 @dataclass(frozen=True)
 class VolumeScaling:
-    """A linear map of intensities to the networks' [-1, 1] from robust foreground percentiles.
+    """A linear map of intensities to the networks' [-1, 1] from robust percentiles.
 
-    ``lo`` (the ``percentiles[0]``-th percentile of the foreground) goes to -1 and ``hi`` (the
-    ``percentiles[1]``-th) to +1. Values outside [lo, hi] land outside [-1, 1]: nothing is
-    clipped, so :meth:`inverse` gives back every input exactly (to float rounding), bright
-    outliers and the background (below ``lo``, so below -1) included.
+    ``lo`` (the ``percentiles[0]``-th percentile of the whole volume: the air's level) goes to -1
+    and ``hi`` (the ``percentiles[1]``-th percentile of the foreground, the head) to +1. ``lo``
+    comes from the whole volume so the darkest tissue (CSF in T1w, which a head mask from
+    Otsu's threshold partly leaves out) lies inside (-1, 1), where the generators' tanh can
+    reach it; ``hi`` from the head so a small head in a large field of view still spans the range.
+    Values outside [lo, hi] land outside [-1, 1]: nothing is clipped, so :meth:`inverse` gives
+    back every input exactly (to float rounding), bright outliers and the darkest air included.
 
     Attributes:
         lo, hi: intensities mapped to -1 and +1, lo < hi.
@@ -537,10 +597,9 @@ class VolumeScaling:
         percentiles: tuple[float, float] = (0.5, 99.5),
         source: str = "volumes",
     ) -> VolumeScaling:
-        """Fit on the foreground of one volume (X, Y, Z) or several.
+        """Fit on one volume (X, Y, Z) or several: ``lo`` on all voxels, ``hi`` on the foreground.
 
-        The foreground is ``masks`` (non-zero voxels) where given, else the voxels above
-        :func:`foreground_threshold`. With several volumes ``lo`` and ``hi`` are the means of the
+        The foreground is ``masks`` (non-zero voxels) where given, else :func:`foreground_mask`. With several volumes ``lo`` and ``hi`` are the means of the
         volumes' own percentiles: each volume weighs the same, whatever its size, and memory
         stays that of one volume.
 
@@ -572,12 +631,11 @@ class VolumeScaling:
             if not np.isfinite(arr).all():
                 raise DataError(f"{where}: the volume holds NaN or Inf")
             values = _foreground_values(arr, None if mask is None else _as_numpy(mask), where)
-            a, b = np.percentile(values, p)
-            los.append(float(a))
-            his.append(float(b))
+            los.append(float(np.percentile(arr, p[0])))
+            his.append(float(np.percentile(values, p[1])))
         lo, hi = float(np.mean(los)), float(np.mean(his))
         if not lo < hi:
-            raise DataError(f"{source}: the {p[0]}th and {p[1]}th foreground percentiles are both {lo:g}; cannot scale a one-intensity foreground")
+            raise DataError(f"{source}: the volume's {p[0]}th percentile ({lo:g}) is not below its foreground's {p[1]}th ({hi:g}); cannot scale a one-intensity foreground")
         return cls(lo, hi, p)  # type: ignore[arg-type]
 
     # the same exact linear map as the slices' scaling (float64 in NumPy, dtypes kept)

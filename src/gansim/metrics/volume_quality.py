@@ -38,14 +38,13 @@ import numpy as np
 import torch
 
 from gansim.errors import ConfigError, DataError
+from gansim.io.volumes import foreground_mask  # the one head mask of prepare, scaling and scores
 from gansim.metrics.image_quality import SSIM_KERNEL, SSIM_SIGMA
 
 __all__ = ["METRICS", "evaluate_pairs", "foreground_mask", "masked_mae", "nmi", "psnr", "ssim3d"]
 
 #: The metrics of :func:`evaluate_pairs`, in table order, with their units.
 METRICS = {"mae": "intensity units", "psnr": "dB", "ssim": "1", "nmi": "1 (Studholme, in [1, 2])"}
-#: Histogram bins of Otsu's threshold in :func:`foreground_mask`.
-_OTSU_BINS = 256
 
 
 # ----------------------------------------------------------------------------------------------
@@ -254,58 +253,6 @@ def nmi(pred: Any, target: Any, mask: Any = None, bins: int = 64, *, subject: st
     if h_ab == 0.0:
         raise DataError(f"prediction and target{_where(subject)} are both constant inside the mask: their normalised mutual information is undefined (0 / 0)")
     return (_entropy(prob.sum(axis=1)) + _entropy(prob.sum(axis=0))) / h_ab
-
-
-# ----------------------------------------------------------------------------------------------
-# masks
-
-
-def otsu_threshold(values: np.ndarray, bins: int = _OTSU_BINS) -> float:
-    """Otsu's threshold: the histogram cut that maximises the between-class variance of ``values``.
-
-    Returns the upper edge of the last bin of the lower class (values above it are foreground).
-    """
-    v = np.asarray(values, dtype=np.float64).ravel()
-    counts, edges = np.histogram(v, bins=bins)
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    w0 = np.cumsum(counts)[:-1].astype(np.float64)  # lower class: bins 0..c, for cuts c = 0..bins-2
-    w1 = v.size - w0
-    s0 = np.cumsum(counts * centres)[:-1]
-    mu0 = s0 / np.maximum(w0, 1)
-    mu1 = (np.sum(counts * centres) - s0) / np.maximum(w1, 1)
-    between = w0 * w1 * (mu0 - mu1) ** 2
-    return float(edges[int(np.argmax(between)) + 1])
-
-
-def foreground_mask(target: Any, threshold: float | None = None, *, fill_holes: bool = True, subject: str | None = None) -> np.ndarray:
-    """The voxels of the head (object) in ``target``: ``target > threshold``, enclosed holes filled.
-
-    Args:
-        target: (X, Y, Z) volume, background dark (MR magnitude images, skull-stripped or not).
-        threshold: intensity above which a voxel is foreground; None: Otsu's threshold of the
-            target's histogram (256 bins), which splits dark background from tissue.
-        fill_holes: fill cavities enclosed in 3-D (``scipy.ndimage.binary_fill_holes``), so dark
-            tissue inside the head (CSF in T1w, ventricles) stays in the mask.
-        subject: named in error messages.
-
-    Returns:
-        (X, Y, Z) booleans.
-    """
-    from scipy import ndimage
-
-    t = _volume(target, "target", subject)
-    if threshold is None:
-        if t.max() == t.min():
-            raise DataError(f"target{_where(subject)} is constant ({t.min():.6g}): no foreground to separate; pass a mask or a threshold")
-        threshold = otsu_threshold(t)
-    elif not math.isfinite(float(threshold)):
-        raise ConfigError(f"threshold {threshold!r}: expected a finite intensity")
-    mask = t > float(threshold)
-    if fill_holes:
-        mask = ndimage.binary_fill_holes(mask)
-    if not mask.any():
-        raise DataError(f"target{_where(subject)}: no voxel above the threshold {float(threshold):.6g} (max {t.max():.6g}); expected a threshold below the tissue intensities")
-    return mask
 
 
 # ----------------------------------------------------------------------------------------------

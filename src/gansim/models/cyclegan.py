@@ -187,8 +187,9 @@ class VolumePatches(BatchSource):
 
     Paired data take the same patch of a subject's A and B volumes (co-registered); unpaired
     data draw A and B independently. A patch is centred on a foreground voxel with probability
-    ``foreground_fraction`` (foreground: above ``foreground_level``, i.e. out of the background),
-    else anywhere; volumes smaller than the patch are padded with their background value.
+    ``foreground_fraction``, else anywhere (foreground: the given head masks, from
+    :func:`gansim.io.volumes.foreground_mask` of the raw volumes; without masks, the voxels above
+    ``foreground_level``); volumes smaller than the patch are padded with their background value.
     Each process of a DDP job has its own random stream.
 
     Args:
@@ -197,11 +198,13 @@ class VolumePatches(BatchSource):
         patch: patch shape.
         batch_size: patches per batch for this process.
         seed: random seed (with the rank).
+        masks_a, masks_b: per volume, (X, Y, Z) booleans of its foreground (its head), or None.
     """
 
     def __init__(self, a_volumes: Sequence[np.ndarray], b_volumes: Sequence[np.ndarray], paired: bool, patch: tuple[int, int, int], batch_size: int,
                  seed: int, device: torch.device, rank: int = 0, world_size: int = 1, foreground_fraction: float = 0.9,
-                 foreground_level: float = -0.95, source: str = "data") -> None:
+                 foreground_level: float = -0.95, source: str = "data", masks_a: Sequence[np.ndarray] | None = None,
+                 masks_b: Sequence[np.ndarray] | None = None) -> None:
         if not a_volumes or not b_volumes:
             raise DataError(f"{source}: no training volumes in A or B")
         if paired and len(a_volumes) != len(b_volumes):
@@ -216,20 +219,34 @@ class VolumePatches(BatchSource):
                 if x.shape != y.shape:
                     raise DataError(f"{source}: pair {i} has A of shape {x.shape} and B of shape {y.shape}; paired volumes must share their grid")
         # foreground voxels as flat indices (a subsample bounds the memory), per volume
-        self.fg_a = [self._foreground(v, foreground_level) for v in self.a]
-        self.fg_b = [self._foreground(v, foreground_level) for v in self.b]
+        self.fg_a = self._foregrounds(a_volumes, masks_a, foreground_level, f"{source} (A)")
+        self.fg_b = self._foregrounds(b_volumes, masks_b, foreground_level, f"{source} (B)")
         self.rng = np.random.default_rng([seed, rank, 31])
 
-    def _fit(self, volume: np.ndarray) -> np.ndarray:
-        volume = np.asarray(volume, dtype=np.float32)
+    def _fit(self, volume: np.ndarray, fill: float | None = None) -> np.ndarray:
+        """``volume`` padded (with ``fill``, default its minimum) to at least the patch on every axis."""
+        volume = np.asarray(volume, dtype=bool if fill is False else np.float32)
         pads = [(max(0, p - s) // 2, max(0, p - s) - max(0, p - s) // 2) for s, p in zip(volume.shape, self.patch)]
         if any(lo or hi for lo, hi in pads):
-            volume = np.pad(volume, pads, mode="constant", constant_values=float(volume.min()))
+            volume = np.pad(volume, pads, mode="constant", constant_values=volume.min() if fill is None else fill)
         return volume
 
+    def _foregrounds(self, volumes: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None, level: float, source: str) -> list[np.ndarray]:
+        """Per volume, the flat indices (into the padded volume) of its foreground voxels."""
+        if masks is None:
+            return [self._subsample(np.flatnonzero(self._fit(v).ravel() > level)) for v in volumes]
+        if len(masks) != len(volumes):
+            raise DataError(f"{source}: {len(masks)} foreground masks for {len(volumes)} volumes")
+        out = []
+        for i, (volume, mask) in enumerate(zip(volumes, masks)):
+            if np.shape(mask) != np.shape(volume):
+                raise DataError(f"{source}: volume {i} has shape {np.shape(volume)} but its foreground mask {np.shape(mask)}")
+            out.append(self._subsample(np.flatnonzero(self._fit(mask, fill=False).ravel())))
+        return out
+
     @staticmethod
-    def _foreground(volume: np.ndarray, level: float, limit: int = 200_000) -> np.ndarray:
-        flat = np.flatnonzero(volume.ravel() > level)
+    def _subsample(flat: np.ndarray, limit: int = 200_000) -> np.ndarray:
+        """At most about ``limit`` indices, evenly spread (bounds the memory of large volumes)."""
         if len(flat) > limit:
             flat = flat[:: len(flat) // limit + 1]
         return flat

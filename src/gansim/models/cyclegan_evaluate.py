@@ -28,7 +28,7 @@ def translation_scores(model: Any, pairs: list[tuple[Path | None, Path | None]],
         source, target = (read_volume(a_path), read_volume(b_path)) if direction == "A2B" else (read_volume(b_path), read_volume(a_path))
         name = split_name(source.source)[0]
         output = model.translate(source.data, direction, source=str(source.source))
-        rows.append((name, output, target.data, foreground_mask(target.data, subject=name)))
+        rows.append((name, output, target.data, foreground_mask(target.data, source=f"subject {name!r} (target)")))
         shown.append((name, source, output, target))
     return evaluate_pairs(rows), shown
 

@@ -74,7 +74,7 @@ class CycleGANModel:
                   sw_batch_size: int | None = None, source: str = "volume") -> np.ndarray:
         """Translate a volume ``(X, Y, Z)`` (canonical frame, physical intensities); returns it in the output's intensities.
 
-        The input is scaled by its own foreground percentiles; the output takes the input's range
+        The input is scaled by its own percentiles (:class:`~gansim.io.volumes.VolumeScaling`); the output takes the input's range
         back (``inference.output_scale='input'``) or the target domain's typical one ('domain').
         """
         from gansim.io.volumes import VolumeScaling

@@ -1,8 +1,9 @@
 """Training a 3-D CycleGAN on a volume data set: ``gansim train DATA -o run/`` (a folder with trainA/ and trainB/).
 
-Every training volume is read in the canonical RAS+ frame and scaled by its own foreground
-percentiles to [-1, 1]; random patches (``data.patch``, a shape the generators accept) train both
-generators and both critics in the one loop. The run directory receives ``config.json``,
+Every training volume is read in the canonical RAS+ frame and scaled to [-1, 1] by its own
+percentiles (:class:`~gansim.io.volumes.VolumeScaling`); random patches (``data.patch``, a shape
+the generators accept), mostly centred in the head mask, train both generators and both critics
+in the one loop. The run directory receives ``config.json``,
 ``data.json`` (files, pairing, checksums), ``stats.jsonl``, ``checkpoints/``, ``views/`` (one test
 volume translated at the first tick after every checkpoint, for the report's views of training), and at the end
 ``model/`` and ``report/`` (the test pairs translated both ways, scored against their partners).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +45,31 @@ def check_patch(cfg: CycleGANConfig) -> tuple[int, ...]:
     return multiple
 
 
-def _read_split(paths: list[tuple[Path | None, Path | None]], percentiles: tuple[float, float]) -> tuple[list[Any], list[Any], list[np.ndarray], list[np.ndarray], list[dict[str, Any]]]:
-    from gansim.io.volumes import VolumeScaling, read_volume
+@dataclass
+class _Side:
+    """One domain's training volumes: as read, scaled to [-1, 1], and their head masks."""
 
-    vols_a, vols_b, scaled_a, scaled_b, scalings = [], [], [], [], []
+    volumes: list[Any] = field(default_factory=list)
+    scaled: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+
+
+def _read_split(paths: list[tuple[Path | None, Path | None]], percentiles: tuple[float, float]) -> tuple[_Side, _Side, list[dict[str, Any]]]:
+    from gansim.io.volumes import VolumeScaling, foreground_mask, read_volume
+
+    side_a, side_b, scalings = _Side(), _Side(), []
     for a_path, b_path in paths:
-        for path, vols, scaled in ((a_path, vols_a, scaled_a), (b_path, vols_b, scaled_b)):
+        for path, side in ((a_path, side_a), (b_path, side_b)):
             if path is None:
                 continue
             volume = read_volume(path)
-            scaling = VolumeScaling.fit(volume.data, percentiles=percentiles, source=str(path))
-            vols.append(volume)
-            scaled.append(scaling.forward(volume.data))
+            mask = foreground_mask(volume.data, source=str(path))
+            scaling = VolumeScaling.fit(volume.data, masks=mask, percentiles=percentiles, source=str(path))
+            side.volumes.append(volume)
+            side.scaled.append(scaling.forward(volume.data))
+            side.masks.append(mask)
             scalings.append({"file": str(path), **scaling.to_dict()})
-    return vols_a, vols_b, scaled_a, scaled_b, scalings
+    return side_a, side_b, scalings
 
 
 def train_cyclegan(data: str | Path, cfg: CycleGANConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False, log: Any = print) -> Path:
@@ -82,15 +95,16 @@ def _train(data: Path, cfg: CycleGANConfig, run_dir: Path, dist: DistributedCont
     csv = Path(cfg.data.pairs_csv) if cfg.data.pairs_csv else None
     train_pairs = pair_volumes(sets["train"]["A"], sets["train"]["B"], cfg.data.pairing, csv, source=str(data / "train"))
     paired = cfg.data.pairing != "unpaired"
-    vols_a, vols_b, scaled_a, scaled_b, scalings = _read_split(train_pairs, cfg.data.percentiles)
+    side_a, side_b, scalings = _read_split(train_pairs, cfg.data.percentiles)
+    vols_a, vols_b = side_a.volumes, side_b.volumes
     if paired:
         for (a_path, b_path), va, vb in zip(train_pairs, vols_a, vols_b):
             if va.shape != vb.shape or not np.allclose(va.affine, vb.affine, atol=1e-3):
                 raise DataError(f"{a_path} and {b_path}: a pair must share its grid (shape {va.shape} vs {vb.shape}); "
                                 "register them, run `gansim prepare`, or train unpaired (--set data.pairing=unpaired)")
     domain_scaling = {
-        "A": VolumeScaling.fit([v.data for v in vols_a], percentiles=cfg.data.percentiles, source=str(data / "trainA")).to_dict(),
-        "B": VolumeScaling.fit([v.data for v in vols_b], percentiles=cfg.data.percentiles, source=str(data / "trainB")).to_dict(),
+        "A": VolumeScaling.fit([v.data for v in vols_a], side_a.masks, percentiles=cfg.data.percentiles, source=str(data / "trainA")).to_dict(),
+        "B": VolumeScaling.fit([v.data for v in vols_b], side_b.masks, percentiles=cfg.data.percentiles, source=str(data / "trainB")).to_dict(),
     }
     data_info = {
         "path": str(data),
@@ -119,8 +133,8 @@ def _train(data: Path, cfg: CycleGANConfig, run_dir: Path, dist: DistributedCont
     generators = CycleGenerators(nets["G_AB"], nets["G_BA"], checkpointing=cfg.loss.gradient_checkpointing).to(device)
     critics = PatchCritics(nets["D_A"], nets["D_B"]).to(device)
     weights = CycleLossWeights(cfg.loss.loss, cfg.loss.lambda_cycle, cfg.loss.lambda_identity, cfg.loss.lambda_paired)
-    patches = VolumePatches(scaled_a, scaled_b, paired, cfg.data.patch, cfg.train.batch_size, cfg.train.seed, device, dist.rank, dist.world_size,
-                            foreground_fraction=cfg.data.foreground_fraction, source=str(data))
+    patches = VolumePatches(side_a.scaled, side_b.scaled, paired, cfg.data.patch, cfg.train.batch_size, cfg.train.seed, device, dist.rank, dist.world_size,
+                            foreground_fraction=cfg.data.foreground_fraction, source=str(data), masks_a=side_a.masks, masks_b=side_b.masks)
     objective = CycleGANObjective(generators, critics, weights, device, cfg.train.seed, pool_size=cfg.loss.pool_size)
     test_pairs = pair_volumes(sets["test"]["A"], sets["test"]["B"], "unpaired" if not paired else cfg.data.pairing, None, source=str(data / "test")) if "test" in sets and paired else []
     views = _ViewRecorder(run_dir / "views", test_pairs[0] if test_pairs else None, window, cfg, device) if dist.is_main else None
