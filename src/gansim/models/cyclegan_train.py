@@ -25,10 +25,10 @@ from gansim.models.cyclegan import CycleGANObjective, CycleGenerators, CycleLoss
 from gansim.models.cyclegan_config import CycleGANConfig
 from gansim.models.cyclegan_model import save_cyclegan
 from gansim.models.cyclegan_nets import build_cyclegan_networks
-from gansim.models.phsp_train import prepare_run_dir
 from gansim.training.device import resolve_device
 from gansim.training.distributed import DistributedContext, run_as_job
 from gansim.training.loop import TrainingLoop
+from gansim.training.run_dir import open_run_dir
 
 __all__ = ["train_cyclegan", "check_patch"]
 
@@ -81,16 +81,10 @@ def train_cyclegan(data: str | Path, cfg: CycleGANConfig, run_dir: str | Path, *
 def _train(data: Path, cfg: CycleGANConfig, run_dir: Path, dist: DistributedContext, *, resume: bool, force: bool, log: Any) -> Path:
     from gansim.io.volumes import VolumeScaling, find_volume_sets, pair_volumes
     from gansim.models.model_file import sha256_of_file
-    from gansim.models.shower_train import _check_resumed_config
 
     window = tuple(cfg.inference.window or cfg.data.patch)
     multiple = check_patch(cfg)
-    if dist.is_main:
-        prepare_run_dir(run_dir, data, resume=resume, force=force)
-    dist.barrier()
-    if resume and (run_dir / "config.json").is_file():
-        _check_resumed_config(json.loads((run_dir / "config.json").read_text()), cfg.model_dump(mode="json"), run_dir / "config.json",
-                              sections=("family", "data", "model", "loss"))
+    open_run_dir(run_dir, data, cfg.model_dump(mode="json"), dist, resume=resume, force=force, frozen=("family", "data", "model", "loss"))
     sets = find_volume_sets(data)
     csv = Path(cfg.data.pairs_csv) if cfg.data.pairs_csv else None
     train_pairs = pair_volumes(sets["train"]["A"], sets["train"]["B"], cfg.data.pairing, csv, source=str(data / "train"))

@@ -30,7 +30,7 @@ from gansim.models.model_file import sha256_of_file
 from gansim.models.pacgan import LevelSchedule, PACGANObjective, SliceBatches, SliceValidator
 from gansim.models.pacgan_config import PACGANConfig, PACGANSettings
 from gansim.models.pacgan_model import build_networks, save_pacgan
-from gansim.models.phsp_train import prepare_run_dir
+from gansim.training.run_dir import open_run_dir
 from gansim.training.device import resolve_device
 from gansim.training.distributed import DistributedContext, run_as_job
 from gansim.training.loop import TrainingLoop
@@ -105,15 +105,9 @@ def train_pacgan(data: str | Path, cfg: PACGANConfig, run_dir: str | Path, *, re
 def _train(data: Path, cfg: PACGANConfig, run_dir: Path, dist: DistributedContext, *, resume: bool, force: bool, log: Any) -> Path:
     from gansim.data.subject_split import stratified_group_split, subject_hashes
     from gansim.io.slices import fit_intensity_scaling, read_slice_set
-    from gansim.models.shower_train import _check_resumed_config
 
-    if dist.is_main:
-        prepare_run_dir(run_dir, data, resume=resume, force=force)
-    dist.barrier()
-    if resume and (run_dir / "config.json").is_file():
-        # the level schedule and the mode decide where in the run a checkpoint stands: they cannot change either
-        _check_resumed_config(json.loads((run_dir / "config.json").read_text()), cfg.model_dump(mode="json"), run_dir / "config.json",
-                              sections=("family", "data", "model", "schedule", "validation"))
+    # the level schedule and the mode decide where in the run a checkpoint stands: they cannot change on resume either
+    open_run_dir(run_dir, data, cfg.model_dump(mode="json"), dist, resume=resume, force=force, frozen=("family", "data", "model", "schedule", "validation"))
     mode = cfg.validation.mode
     slices = read_slice_set(data, cfg.data.labels, image_file=cfg.data.image_file, require_labels=True, require_subjects=mode != "test")
     source = slices.source

@@ -22,7 +22,7 @@ from gansim import __version__
 from gansim.data.split import heldout_mask
 from gansim.data.stream import InMemoryBatches, StreamingBatches
 from gansim.data.transforms import TablePipeline, direction_triplets, is_energy_column
-from gansim.errors import ConfigError, DataError, OutputExistsError
+from gansim.errors import ConfigError, DataError
 from gansim.io.phsp import open_reader
 from gansim.io.phsp.columns import Table, unit_of, validate_table
 from gansim.models.model_file import network_tensors, save_model_dir, sha256_of_file
@@ -30,8 +30,9 @@ from gansim.models.phsp_gan import PhaseSpaceGANConfig, PhaseSpaceObjective, bui
 from gansim.training.device import resolve_device
 from gansim.training.distributed import DistributedContext, run_as_job
 from gansim.training.loop import TrainingLoop
+from gansim.training.run_dir import open_run_dir
 
-__all__ = ["train_phase_space", "BOOKKEEPING_COLUMNS", "prepare_run_dir"]
+__all__ = ["train_phase_space", "BOOKKEEPING_COLUMNS"]
 
 #: Columns never generated unless asked for by name: identifiers and flags, not physics.
 BOOKKEEPING_COLUMNS = frozenset({"EventID", "TrackID", "ParentID", "RunID", "ThreadID", "PDGCode", "NewHistory", "UserFlags", "TrackCreatorProcess"})
@@ -47,39 +48,6 @@ class ColumnSummary:
     heldout_rows: int
     total_rows: int
     pdg_codes: set[int]
-
-
-#: What `gansim train` writes into a run directory; --force removes these and nothing else.
-RUN_ARTEFACTS = frozenset({"config.json", "data.json", "stats.jsonl", "checkpoints", "model", "tensorboard", "report", "validation.jsonl", "generated", "views", "encoder"})
-
-
-def prepare_run_dir(run_dir: Path, data: Path, *, resume: bool, force: bool) -> None:
-    """A new run refuses a non-empty directory unless ``force``; a resume needs the old one.
-
-    ``force`` only removes what an earlier run wrote (:data:`RUN_ARTEFACTS`): a
-    directory holding anything else (the data itself, notes...) is refused.
-    """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise OutputExistsError(f"{run_dir}: exists and is not a directory; give a run directory with -o")
-    if resume:
-        if not (run_dir / "config.json").is_file():
-            raise ConfigError(f"{run_dir}: --resume needs a run directory with config.json from an earlier `gansim train`")
-        return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_ARTEFACTS and not p.name.startswith("."))
-        if foreign:
-            raise OutputExistsError(
-                f"{run_dir}: holds files that an earlier `gansim train` did not write ({', '.join(foreign[:5])}"
-                f"{' ...' if len(foreign) > 5 else ''}); choose an empty or new run directory"
-            )
-        if not force:
-            raise OutputExistsError(f"{run_dir}: run directory is not empty; pass --force to start over or --resume to continue it")
-        import shutil
-
-        for child in run_dir.iterdir():
-            if child.name in RUN_ARTEFACTS or child.name.startswith(".ckpt") or child.name.startswith(".model"):
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _write_json(path: Path, document: Any) -> None:
@@ -235,9 +203,7 @@ def train_phase_space(data: str | Path, cfg: PhaseSpaceGANConfig, run_dir: str |
 
 def _train(data: Path, cfg: PhaseSpaceGANConfig, run_dir: Path, dist: DistributedContext, *, resume: bool, force: bool, log: Any) -> Path:
     device = resolve_device(cfg.train.device, local_rank=dist.local_rank if dist.enabled else None)
-    if dist.is_main:
-        prepare_run_dir(run_dir, data, resume=resume, force=force)
-    dist.barrier()
+    open_run_dir(run_dir, data, cfg.model_dump(mode="json"), dist, resume=resume, force=force)
     started = _dt.datetime.now(_dt.timezone.utc)
     source = str(data)
     reader = open_reader(data, **({"tree": cfg.data.tree} if cfg.data.tree else {}))

@@ -30,10 +30,10 @@ from gansim.models.showergan import ShowerGANConfig, ShowerGANObjective
 from gansim.models.showergan_model import GEV_PER_MEV, build_generator, flatten_showers, save_showergan
 from gansim.models.showergan_nets import ShowerCritic
 from gansim.models.model_file import sha256_of_file
-from gansim.models.phsp_train import prepare_run_dir
 from gansim.training.device import resolve_device
 from gansim.training.distributed import DistributedContext, run_as_job
 from gansim.training.loop import TrainingLoop
+from gansim.training.run_dir import open_run_dir
 
 __all__ = ["train_showers", "train_calogan", "split_showers", "cell_threshold_from_data"]
 
@@ -112,19 +112,6 @@ def _build_showergan(cfg: ShowerGANConfig, train: ShowerData, device: torch.devi
     return objective, batches, save, {"cell_threshold_mev": threshold_mev, "energy_range_gev": list(energy_range)}
 
 
-def _check_resumed_config(old: dict[str, Any], new: dict[str, Any], source: Path, sections: tuple[str, ...] = ("family", "data", "model")) -> None:
-    """A resumed run keeps its family, data and model settings (the checkpoint's networks, split and threshold come from them)."""
-    changed = [f"{section}.{key}" if key else section for section in sections for key in _changed_keys(old.get(section), new.get(section))]
-    if changed:
-        raise ConfigError(f"{source}: on --resume these settings cannot change: {', '.join(changed)}; start a new run to change them (training settings and optimisers may change)")
-
-
-def _changed_keys(old: Any, new: Any) -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return [] if old == new else [""]
-
-
 def train_calogan(data: str | Path, cfg: CaloGANConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False, log: Any = print) -> Path:
     """Train a faithful CaloGAN on a CaloGAN-layout file (see :func:`train_showers`)."""
     return train_showers(data, cfg, run_dir, resume=resume, force=force, log=log)
@@ -144,11 +131,7 @@ def train_showers(data: str | Path, cfg: CaloGANConfig | ShowerGANConfig, run_di
 
 def _train(data: Path, cfg: CaloGANConfig | ShowerGANConfig, run_dir: Path, dist: DistributedContext, *, resume: bool, force: bool, log: Any) -> Path:
     """:func:`train_showers` in one process of the job (every process reads the file; the main one writes)."""
-    if dist.is_main:
-        prepare_run_dir(run_dir, data, resume=resume, force=force)
-    dist.barrier()
-    if resume and (run_dir / "config.json").is_file():
-        _check_resumed_config(json.loads((run_dir / "config.json").read_text()), cfg.model_dump(mode="json"), run_dir / "config.json")
+    open_run_dir(run_dir, data, cfg.model_dump(mode="json"), dist, resume=resume, force=force)
     showers = read_showers(data, max_rows=cfg.data.max_rows, binning_xml=cfg.data.binning_xml, particle=cfg.data.particle)
     n_file = len(showers)
     duplicates = find_duplicate_showers(showers)
