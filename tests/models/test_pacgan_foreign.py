@@ -291,7 +291,8 @@ def test_wrong_list_lengths_are_all_reported() -> None:
         ("LEARNING_RATE", 0, "> 0"),
         ("LAMBDA_GP", -1, ">= 0"),
         ("START_CHECK_AT", 1.5, "[0, 1]"),
-        ("VALIDATE", "yes", "unknown name 'yes'"),
+        ("VALIDATE", "yes", 'expected "True" or "False"'),
+        ("TESTING", "Maybe", 'expected "True" or "False"'),
         ("VALIDATE", 1, "True or False"),
         ("DEVICE", "'gpu'", "'cpu', 'cuda', 'cuda:N' or 'mps'"),
         ("DEVICE", "'cuda' if torch.cuda.is_available(0) else 'cpu'", "torch.cuda.is_available"),
@@ -310,6 +311,11 @@ def test_dependent_value_reports_its_cause() -> None:
     message = error_of({**shipped_config(), "FACTORS": "[1, 1"})
     assert "FACTORS = " in message and "not a Python expression" in message
     assert "PROGRESSIVE_EPOCHS: '[100] * len(factors)' not evaluated: it uses FACTORS, which is invalid" in message
+
+
+def test_a_key_read_later_is_named_with_the_order() -> None:
+    message = error_of({**shipped_config(), "LAMBDA_CLS_1": "L_cls2 * 2"})  # PACGAN's default makes LAMBDA_CLS_2 from LAMBDA_CLS_1
+    assert "LAMBDA_CLS_1 = 'L_cls2 * 2': uses LAMBDA_CLS_2 (L_cls2), which PACGAN's main.py reads after LAMBDA_CLS_1" in message, message
 
 
 def test_gansim_config_is_not_translated() -> None:

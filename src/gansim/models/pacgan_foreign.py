@@ -290,7 +290,16 @@ class _Values:
         kind = _SPECS[key][0]
         if kind == "bool" and raw.strip().lower() in _TRUE_FALSE:
             return _TRUE_FALSE[raw.strip().lower()]
+        if kind == "bool" and re.fullmatch(r"[A-Za-z_]\w*", raw.strip()) and raw.strip() not in self.names:
+            raise _Invalid(f'expected "True" or "False", got {raw!r}')
         return safe_eval(raw, self.names, functions, where=f"{key} = ")
+
+    def _read_later(self, text: Any) -> list[str]:
+        """Keys named in ``text`` (by key or by PACGAN's variable) that are not read yet: PACGAN reads them later."""
+        if not isinstance(text, str):
+            return []
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+        return sorted(k for k in _SPECS if (k in words or _VARIABLES[k] in words) and k not in self.values and k not in self.failed)
 
     def read(self, key: str) -> None:
         raw = self.opts[key] if key in self.opts else PACGAN_DEFAULTS[key]
@@ -304,9 +313,12 @@ class _Values:
                 value = _check(kind, minimum, self.evaluate(key, raw))
         except SafeExpressionError as err:
             self.failed.add(key)
-            upstream = self._depends_on_failed(raw)
+            upstream, later = self._depends_on_failed(raw), self._read_later(raw)
             if upstream:
                 self.errors.append(f"  {key}: {raw!r} not evaluated: it uses {', '.join(sorted(upstream))}, which is invalid")
+            elif later:
+                self.errors.append(f"  {key} = {raw!r}: uses {', '.join(f'{k} ({_VARIABLES[k]})' for k in later)}, which PACGAN's main.py reads after "
+                                   f"{key}; an expression may use only the keys read before it")
             else:
                 self.errors.append(f"  {err}")
             return
