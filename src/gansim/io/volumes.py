@@ -55,6 +55,7 @@ __all__ = [
     "Volume",
     "read_volume",
     "write_like",
+    "finite_volume",
     "foreground_mask",
     "otsu_threshold",
     "VolumeScaling",
@@ -486,6 +487,26 @@ def otsu_threshold(values: np.ndarray, bins: int = OTSU_BINS) -> float:
     return float(edges[int(np.argmax(between)) + 1])
 
 
+def finite_volume(value: Any, source: str = "volume") -> np.ndarray:
+    """``value`` as a finite float64 (X, Y, Z) array.
+
+    Raises:
+        DataError: naming ``source``: not numeric, not 3-D, or NaN/Inf (how many, and the first's index).
+    """
+    try:
+        x = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{source}: expected a numeric (X, Y, Z) array, got {type(value).__name__} ({exc})") from exc
+    if x.ndim != 3:
+        raise DataError(f"{source}: expected a 3-D (X, Y, Z) volume, got shape {x.shape}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = tuple(int(v) for v in np.argwhere(bad)[0])
+        kind = "NaN" if np.isnan(x).any() else "infinite"
+        raise DataError(f"{source}: {int(bad.sum())} {kind} voxel(s), the first at [i, j, k] = {first}; expected finite intensities")
+    return x
+
+
 def foreground_mask(volume: Any, threshold: float | None = None, *, fill_holes: bool = True, source: str = "volume") -> np.ndarray:
     """The voxels of the head (object): ``volume > threshold``, enclosed holes filled.
 
@@ -512,14 +533,7 @@ def foreground_mask(volume: Any, threshold: float | None = None, *, fill_holes: 
     """
     from scipy import ndimage
 
-    try:
-        t = np.asarray(volume, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{source}: expected a numeric (X, Y, Z) volume, got {type(volume).__name__} ({exc})") from exc
-    if t.ndim != 3:
-        raise DataError(f"{source}: shape {t.shape}; expected a 3-D (X, Y, Z) volume")
-    if not np.isfinite(t).all():
-        raise DataError(f"{source}: the volume holds NaN or Inf; expected finite intensities")
+    t = finite_volume(volume, source)
     if threshold is None:
         if t.max() == t.min():
             raise DataError(f"{source}: constant volume ({t.min():.6g}): no foreground to separate (an empty volume?); pass a mask or a threshold")

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from gansim.errors import ConfigError, DataError
-from gansim.io.volumes import foreground_mask  # the one head mask of prepare, scaling and scores
+from gansim.io.volumes import finite_volume, foreground_mask  # the one head mask of prepare, scaling and scores
 from gansim.metrics.image_quality import SSIM_KERNEL, SSIM_SIGMA
 
 __all__ = ["METRICS", "evaluate_pairs", "foreground_mask", "masked_mae", "nmi", "psnr", "ssim3d"]
@@ -57,18 +57,7 @@ def _where(subject: str | None) -> str:
 
 def _volume(value: Any, what: str, subject: str | None) -> np.ndarray:
     """``value`` as a finite float64 (X, Y, Z) array, or a DataError naming it."""
-    try:
-        x = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{what}{_where(subject)}: expected a numeric (X, Y, Z) array, got {type(value).__name__} ({exc})") from exc
-    if x.ndim != 3:
-        raise DataError(f"{what}{_where(subject)}: expected a 3-D (X, Y, Z) volume, got shape {x.shape}")
-    bad = ~np.isfinite(x)
-    if bad.any():
-        first = tuple(int(v) for v in np.argwhere(bad)[0])
-        kind = "NaN" if np.isnan(x).any() else "infinite"
-        raise DataError(f"{what}{_where(subject)}: {int(bad.sum())} {kind} voxel(s), the first at [i, j, k] = {first}; expected finite intensities")
-    return x
+    return finite_volume(value, f"{what}{_where(subject)}")
 
 
 def _mask(value: Any, shape: tuple[int, ...], subject: str | None) -> np.ndarray | None:
