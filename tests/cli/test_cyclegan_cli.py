@@ -30,7 +30,8 @@ def volume_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_train_writes_model_report_and_training_views(volume_run: tuple[Path, Path]) -> None:
     _, run = volume_run
     manifest = json.loads((run / "model" / "manifest.json").read_text())
-    assert manifest["family"] == "cyclegan" and manifest["paired"] is True
+    # paired data, but no paired L1 in the objective: the model is not a 'paired' one
+    assert manifest["family"] == "cyclegan" and manifest["paired"] is False and manifest["training"]["data"]["paired"] is True
     assert manifest["inference"]["window"] == [16, 16, 16]
     metrics = manifest["metrics"]
     assert set(metrics["A2B"]["summary"]) >= {"mae", "psnr", "ssim", "nmi"} and metrics["A2B"]["rows"][0]["subject"] == "ing00"
@@ -93,6 +94,62 @@ def test_a_patch_the_generator_cannot_take_is_refused(volume_run: tuple[Path, Pa
     data, _ = volume_run
     result = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "r"), *TINY, "--set", "data.patch=[18,16,16]"])
     assert result.exit_code == 2 and "multiple of (4, 4, 4)" in result.output and "20×16×16" in result.output
+    # a multiple, but below the critic's smallest input (one logit needs 12 voxels a side with 2 critic layers)
+    small = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "s"), *TINY, "--set", "data.patch=[8,8,8]"])
+    assert small.exit_code == 2 and "at least" in small.output and "generator and critic" in small.output, small.output
+    assert not (tmp_path / "s" / "checkpoints").exists()
+
+
+def _scores(run: Path) -> dict:
+    return json.loads((run / "model" / "manifest.json").read_text())["metrics"]
+
+
+def test_unpaired_training_is_still_scored_on_the_paired_test_set(volume_run: tuple[Path, Path], tmp_path: Path) -> None:
+    data, _ = volume_run
+    run = tmp_path / "u"
+    result = runner.invoke(app, ["train", str(data), "-o", str(run), *TINY, "--set", "data.pairing=unpaired"])
+    assert result.exit_code == 0, result.output
+    metrics = _scores(run)
+    assert metrics["A2B"]["rows"][0]["subject"] == "ing00" and (run / "report" / "report.html").is_file()
+    assert sorted(p.name for p in (run / "views").iterdir()) == ["a2b-000000000008.npy", "a2b-000000000012.npy"]
+    assert json.loads((run / "model" / "manifest.json").read_text())["training"]["data"]["paired"] is False
+
+
+def test_csv_pairing_with_a_split_column_through_train(volume_run: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    data, _ = volume_run
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    # the csv lies in the data set and is named relative to it: it moves with the data
+    (copy / "pairs.csv").write_text("split,A,B\ntrain,ing00.nii.gz,ing00.nii.gz\ntrain,ing01.nii.gz,ing01.nii.gz\ntest,ing00.nii.gz,ing00.nii.gz\n")
+    run = tmp_path / "c"
+    result = runner.invoke(app, ["train", str(copy), "-o", str(run), *TINY, "--set", "data.pairing=csv", "--set", "data.pairs_csv=pairs.csv"])
+    assert result.exit_code == 0, result.output
+    assert _scores(run)["A2B"]["rows"][0]["subject"] == "ing00"
+    # prepare rewrites the csv into its output, and training on the output takes the same setting
+    prepared = tmp_path / "prepared"
+    prep = runner.invoke(app, ["prepare", str(copy), "-o", str(prepared), "--set", "data.pairing=csv", "--set", "data.pairs_csv=pairs.csv", *TINY[:8]])
+    assert prep.exit_code == 0, prep.output
+    assert (prepared / "pairs.csv").read_text().splitlines()[0] == "split,A,B"
+    again = runner.invoke(app, ["train", str(prepared), "-o", str(tmp_path / "c2"), *TINY, "--set", "data.pairing=csv", "--set", "data.pairs_csv=pairs.csv"])
+    assert again.exit_code == 0, again.output
+
+
+def test_scores_are_in_the_targets_units_whatever_the_inputs_scale(volume_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """The same subject given at 4 times the intensity gets the same scores: the output is scored in the target's units."""
+    from gansim.models import load_model
+    from gansim.models.cyclegan_evaluate import translation_scores
+
+    data, run = volume_run
+    model = load_model(run / "model", device="cpu")
+    a = nib.load(data / "testA" / "ing00.nii.gz")
+    scaled = tmp_path / "ing00.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(a.dataobj) * 4.0, a.affine, a.header), scaled)
+    plain, _ = translation_scores(model, [(data / "testA" / "ing00.nii.gz", data / "testB" / "ing00.nii.gz")], "A2B")
+    bright, _ = translation_scores(model, [(scaled, data / "testB" / "ing00.nii.gz")], "A2B")
+    for key in ("mae", "psnr", "ssim", "nmi"):
+        assert bright["rows"][0][key] == pytest.approx(plain["rows"][0][key], rel=1e-4), key
 
 
 def test_data_brain_volumes_then_prepare_crops_to_the_head(tmp_path: Path) -> None:

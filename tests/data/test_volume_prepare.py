@@ -225,10 +225,42 @@ def test_prepare_csv_pairing_rewrites_the_csv(tmp_path: Path) -> None:
     a, b = make_pair(root, "train", "p.nii.gz", aff)
     save(root / "trainB" / "q.nii.gz", b, aff)
     save(root / "trainA" / "r.nii.gz", a, aff)
-    (root / "train_pairs.csv").write_text("A,B\nr.nii.gz,trainB/q.nii.gz\np.nii.gz,p.nii.gz\n")
-    summary = prepare_dataset(root, out, pairing="csv")
-    assert [(f["name"], f["pair"]) for f in summary["files"]] == [("r.nii.gz", "q.nii.gz"), ("q.nii.gz", "r.nii.gz"), ("p.nii.gz", "p.nii.gz"), ("p.nii.gz", "p.nii.gz")]
-    assert (out / "train_pairs.csv").read_text().splitlines() == ["A,B", "trainA/r.nii.gz,trainB/q.nii.gz", "trainA/p.nii.gz,trainB/p.nii.gz"]
+    make_pair(root, "test", "t1.nii.gz", aff)
+    make_pair(root, "test", "t2.nii.gz", aff)
+    # one csv for both splits (a split column), named by data.pairs_csv relative to the data set
+    (root / "pairs.csv").write_text("split,A,B\ntrain,r.nii.gz,trainB/q.nii.gz\ntrain,p.nii.gz,p.nii.gz\ntest,t1.nii.gz,t2.nii.gz\ntest,t2.nii.gz,t1.nii.gz\n")
+    with pytest.raises(ConfigError, match="pairs csv"):
+        prepare_dataset(root, out, pairing="csv")
+    summary = prepare_dataset(root, out, pairing="csv", pairs_csv="pairs.csv")
+    assert [(f["split"], f["name"], f["pair"]) for f in summary["files"]] == [
+        ("train", "r.nii.gz", "q.nii.gz"), ("train", "q.nii.gz", "r.nii.gz"), ("train", "p.nii.gz", "p.nii.gz"), ("train", "p.nii.gz", "p.nii.gz"),
+        ("test", "t1.nii.gz", "t2.nii.gz"), ("test", "t2.nii.gz", "t1.nii.gz"), ("test", "t2.nii.gz", "t1.nii.gz"), ("test", "t1.nii.gz", "t2.nii.gz")]
+    assert (out / "pairs.csv").read_text().splitlines() == [
+        "split,A,B", "train,trainA/r.nii.gz,trainB/q.nii.gz", "train,trainA/p.nii.gz,trainB/p.nii.gz",
+        "test,testA/t1.nii.gz,testB/t2.nii.gz", "test,testA/t2.nii.gz,testB/t1.nii.gz"]
+    # the rewritten csv pairs the cropped data set the same way (what `gansim train OUT` reads)
+    from gansim.io.volumes import find_volume_sets, pair_volumes
+
+    sets = find_volume_sets(out)
+    again = pair_volumes(sets["test"]["A"], sets["test"]["B"], "csv", out / "pairs.csv", split="test")
+    assert [(x.name, y.name) for x, y in again] == [("t1.nii.gz", "t2.nii.gz"), ("t2.nii.gz", "t1.nii.gz")]
+    # without a split column the csv pairs the training split and the test split pairs by name
+    (root / "train_only.csv").write_text("A,B\nr.nii.gz,q.nii.gz\np.nii.gz,p.nii.gz\n")
+    summary = prepare_dataset(root, out, pairing="csv", pairs_csv=root / "train_only.csv", force=True)
+    assert [(f["name"], f["pair"]) for f in summary["files"] if f["split"] == "test"][:2] == [("t1.nii.gz", "t1.nii.gz"), ("t1.nii.gz", "t1.nii.gz")]
+    bad = root / "bad_split.csv"
+    bad.write_text("split,A,B\nvalidation,r.nii.gz,q.nii.gz\n")
+    with pytest.raises(DataError, match=r"bad_split\.csv, line 2, column 'split': 'validation'"):
+        prepare_dataset(root, out, pairing="csv", pairs_csv=bad, force=True)
+
+
+def test_smallest_valid_shape_respects_the_minimum(tmp_path: Path) -> None:
+    root, out = tmp_path / "data", tmp_path / "crop"
+    make_pair(root, "train", "s1.nii.gz", oblique_affine())
+    summary = prepare_dataset(root, out, multiple=4, minimum=(32, 8, 8))
+    # the cropped pair (union box and the default 4-voxel margin) is 14×19×17: raised to the minimum on axis 0,
+    # then every axis rounded up to the multiple
+    assert summary["max_shape"] == [14, 19, 17] and summary["smallest_valid_shape"] == [32, 20, 20]
 
 
 def test_prepare_force_and_nothing_partial(tmp_path: Path) -> None:

@@ -116,16 +116,18 @@ def prepare_cmd(data: Path, output: Path, *, margin_vox: int, margin_mm: float |
     """``gansim prepare DATA -o OUT``: crop pairs to their foreground (affine updated), print the smallest valid input shape."""
     from gansim.data.volume_prepare import prepare_dataset
     from gansim.io.atomic import atomic_path
-    from gansim.models.volume_plan import required_multiple
+    from gansim.models.volume_plan import shape_rule
 
     cfg = load_cyclegan_config(config, set_values, merge)
-    multiple = required_multiple(cfg.model)
-    summary = prepare_dataset(data, output, margin_vox=margin_vox, margin_mm=margin_mm, pairing=cfg.data.pairing, multiple=multiple, force=force)
+    rule = shape_rule(cfg.model)
+    multiple = rule.multiple
+    summary = prepare_dataset(data, output, margin_vox=margin_vox, margin_mm=margin_mm, pairing=cfg.data.pairing, pairs_csv=cfg.data.pairs_csv,
+                              multiple=multiple, minimum=rule.minimum, force=force)
     with atomic_path(output / "prepare.json", force=True, suffix=".json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     say(f"cropped volumes written under {output} (boxes in {output / 'prepare.json'})")
     say(f"largest cropped shape {tuple(summary['max_shape'])}; smallest valid whole-volume input for this generator "
-        f"(multiple {multiple}): {tuple(summary['smallest_valid_shape'])}")
+        f"(multiple {multiple}, at least {rule.minimum}): {tuple(summary['smallest_valid_shape'])}")
     return summary
 
 

@@ -31,12 +31,20 @@ from typing import Any, Literal
 import numpy as np
 
 from gansim.errors import ConfigError, DataError, OutputExistsError
-from gansim.io.volumes import SPLITS, Volume, find_volume_sets, foreground_mask, pair_volumes, read_volume, write_like
+from gansim.io.volumes import (
+    SPLITS,
+    Volume,
+    check_same_grid,
+    find_volume_sets,
+    foreground_mask,
+    pair_volumes,
+    pairs_csv_has_splits,
+    read_volume,
+    resolve_pairs_csv,
+    write_like,
+)
 
 __all__ = ["foreground_box", "crop", "prepare_dataset", "translation"]
-
-# paired A/B volumes must share their grid to within this (mm): file formats store float32 affines
-_GRID_TOL_MM = 1e-3
 
 
 def translation(offset: Sequence[float]) -> np.ndarray:
@@ -99,10 +107,10 @@ def crop(volume: Volume, lo: Sequence[int], hi: Sequence[int]) -> tuple[np.ndarr
     return data, volume.affine @ translation(lo_a)
 
 
-def _multiple(multiple: int | Sequence[int]) -> np.ndarray:
+def _multiple(multiple: int | Sequence[int], what: str = "multiple") -> np.ndarray:
     m = [multiple] * 3 if isinstance(multiple, (int, np.integer)) and not isinstance(multiple, bool) else list(multiple)
     if len(m) != 3 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in m):
-        raise ConfigError(f"multiple={multiple!r}: expected a positive integer or three (the network's required size multiple per axis)")
+        raise ConfigError(f"{what}={multiple!r}: expected a positive integer or three (the network's required size {what} per axis)")
     return np.asarray(m, dtype=np.int64)
 
 
@@ -145,14 +153,6 @@ def _publish_dir(tmp: Path, out: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def _same_grid(a: Volume, b: Volume) -> None:
-    if a.shape != b.shape or not np.allclose(a.affine, b.affine, rtol=0.0, atol=_GRID_TOL_MM):
-        raise DataError(
-            f"{a.source} and {b.source}: paired volumes on different grids (shapes {list(a.shape)} and {list(b.shape)}, "
-            f"affines {np.round(a.affine, 4).tolist()} and {np.round(b.affine, 4).tolist()}); co-register them first or use pairing 'unpaired'"
-        )
-
-
 def prepare_dataset(
     root: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -160,18 +160,21 @@ def prepare_dataset(
     margin_vox: int = 4,
     margin_mm: float | None = None,
     pairing: Literal["name", "csv", "unpaired"] = "name",
+    pairs_csv: str | os.PathLike[str] | None = None,
     multiple: int | Sequence[int] = (1, 1, 1),
+    minimum: int | Sequence[int] = (1, 1, 1),
     threshold: float | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
     """Crop every volume of a data set to its foreground and write it, header-true, under ``out``.
 
-    Each A/B pair (:func:`gansim.io.volumes.pair_volumes`; for ``'csv'`` the file
-    ``<root>/<split>_pairs.csv``) is cropped by the union of its two foreground boxes grown by
-    the margin and clipped to the volume; with ``'unpaired'`` each volume by its own. Outputs go
-    to ``out/<split><A|B>/<the input's file name>`` (same format, float32) with the affine
-    moved by the crop; a ``'csv'`` pairing is rewritten as ``out/<split>_pairs.csv`` with paths
-    relative to ``out``. Everything is written into a temporary folder beside ``out`` that
+    Each A/B pair (:func:`gansim.io.volumes.pair_volumes`; for ``'csv'`` the rows of
+    ``pairs_csv``, with a ``split`` column or for the training split only) is cropped by the
+    union of its two foreground boxes grown by the margin and clipped to the volume; with
+    ``'unpaired'`` each volume by its own. Outputs go to ``out/<split><A|B>/<the input's file
+    name>`` (same format, float32) with the affine moved by the crop; a ``'csv'`` pairing is
+    rewritten as ``out/<the csv's name>`` (columns split, A, B; paths relative to ``out``), so
+    training on ``out`` takes the same ``data.pairs_csv``. Everything is written into a temporary folder beside ``out`` that
     replaces it only when complete: an error leaves no partial output.
 
     Args:
@@ -181,7 +184,9 @@ def prepare_dataset(
         margin_mm: a margin in mm instead (rounded up to whole voxels per axis); overrides
             ``margin_vox`` when given.
         pairing: ``'name'``, ``'csv'`` or ``'unpaired'``.
+        pairs_csv: the pairing csv for ``'csv'``; a relative path is inside ``root``.
         multiple: the network's required size multiple per axis (an int for all three).
+        minimum: the smallest size per axis the networks accept (the smallest valid shape is at least this).
         threshold: a foreground threshold for every volume; default each volume's
             :func:`gansim.io.volumes.foreground_mask` (Otsu).
         force: replace a non-empty ``out``.
@@ -190,7 +195,7 @@ def prepare_dataset(
         a JSON-ready summary: ``files`` (per volume: split, side, name, source, output, the
         paired file's name or None, ``box_lo``, ``box_hi`` (exclusive), ``margin_vox``,
         ``original_shape``, ``shape``), ``max_shape`` (element-wise maximum of the cropped
-        shapes), ``smallest_valid_shape`` (``max_shape`` rounded up to ``multiple``), and the
+        shapes), ``smallest_valid_shape`` (``max_shape`` raised to ``minimum`` and rounded up to ``multiple``), and the
         settings. Shapes and boxes are in canonical (RAS+) axis order.
 
     Raises:
@@ -206,7 +211,10 @@ def prepare_dataset(
         raise ConfigError(f"margin_mm={margin_mm!r}: expected a non-negative number of mm")
     if pairing not in ("name", "csv", "unpaired"):
         raise ConfigError(f"pairing {pairing!r}: expected 'name', 'csv' or 'unpaired'")
-    mult = _multiple(multiple)
+    mult, floor = _multiple(multiple), _multiple(minimum, "minimum")
+    csv_path = resolve_pairs_csv(root, pairs_csv)
+    if pairing == "csv" and csv_path is None:
+        raise ConfigError("pairing 'csv' needs a pairs csv (data.pairs_csv: columns A, B and optionally split)")
     sets = find_volume_sets(root)
     _check_out_of_tree(out, root)
     if out.exists():
@@ -214,8 +222,11 @@ def prepare_dataset(
             raise DataError(f"{out}: exists and is not a folder; the output of prepare is a folder")
         if any(out.iterdir()) and not force:
             raise OutputExistsError(f"{out}: already exists and is not empty; pass --force (force=True) to replace it")
+    with_splits = csv_path is not None and pairing == "csv" and pairs_csv_has_splits(csv_path)
     pairs_by_split = {
-        split: pair_volumes(sides["A"], sides["B"], pairing, csv_path=root / f"{split}_pairs.csv" if pairing == "csv" else None, source=str(root / split))
+        # a csv without a split column pairs the training split; the test split then pairs by name
+        split: pair_volumes(sides["A"], sides["B"], pairing if (pairing != "csv" or split == "train" or with_splits) else "name",
+                            csv_path=csv_path, source=str(root / split), split=split)
         for split, sides in sets.items()
     }
 
@@ -228,17 +239,18 @@ def prepare_dataset(
                 (tmp / f"{split}{side}").mkdir()
             for a_path, b_path in pairs:
                 files += _prepare_pair(a_path, b_path, split, tmp, out, margin_vox, margin_mm, threshold)
-            if pairing == "csv":
-                with open(tmp / f"{split}_pairs.csv", "w", newline="", encoding="utf-8") as f:
-                    writer = csv.writer(f)
-                    writer.writerow(["A", "B"])
-                    writer.writerows([f"{split}A/{a.name}", f"{split}B/{b.name}"] for a, b in pairs if a is not None and b is not None)
+        if csv_path is not None and pairing == "csv":
+            with open(tmp / csv_path.name, "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow(["split", "A", "B"])
+                writer.writerows([split, f"{split}A/{a.name}", f"{split}B/{b.name}"] for split, pairs in pairs_by_split.items()
+                                 for a, b in pairs if a is not None and b is not None)
         _publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     max_shape = np.max(np.asarray([f["shape"] for f in files]), axis=0)
-    valid = -(-max_shape // mult) * mult  # round up to the multiple
+    valid = -(-np.maximum(max_shape, floor) // mult) * mult  # at least the minimum, rounded up to the multiple
     return {
         "root": str(root),
         "out": str(out),
@@ -246,6 +258,8 @@ def prepare_dataset(
         "margin_vox": int(margin_vox) if margin_mm is None else None,
         "margin_mm": None if margin_mm is None else float(margin_mm),
         "multiple": mult.tolist(),
+        "minimum": floor.tolist(),
+        "pairs_csv": str(csv_path) if csv_path is not None and pairing == "csv" else None,
         "axes": "canonical RAS+ voxel order (i -> R, j -> A, k -> S)",
         "files": files,
         "max_shape": max_shape.tolist(),
@@ -260,7 +274,7 @@ def _prepare_pair(
     given = [(side, p) for side, p in (("A", a_path), ("B", b_path)) if p is not None]
     vols = {side: read_volume(p) for side, p in given}
     if len(vols) == 2:
-        _same_grid(vols["A"], vols["B"])
+        check_same_grid(vols["A"], vols["B"])
     boxes = [foreground_box(v.data, threshold, source=v.source) for v in vols.values()]
     first = next(iter(vols.values()))
     shape = np.asarray(first.shape)

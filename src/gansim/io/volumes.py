@@ -60,8 +60,11 @@ __all__ = [
     "otsu_threshold",
     "VolumeScaling",
     "SPLITS",
+    "check_same_grid",
     "find_volume_sets",
     "pair_volumes",
+    "pairs_csv_has_splits",
+    "resolve_pairs_csv",
 ]
 
 # longest first, so "x.nii.gz" is not taken for a ".gz" of something else
@@ -287,6 +290,24 @@ def _make_volume(data: np.ndarray, file_affine: np.ndarray, path: Path, fmt: Lit
     vol.data = vol.to_canonical(data).astype(np.float32, copy=False)
     vol.affine = _canonical_affine(file_affine, vol._to_canonical, file_shape[:3])
     return vol
+
+
+#: Largest difference (mm) between two affines' entries for volumes to be on the same grid (files store float32).
+GRID_TOLERANCE_MM = 1e-3
+
+
+def check_same_grid(a: Volume, b: Volume) -> None:
+    """Refuse a pair of volumes on different voxel grids (shape or affine), naming both files, shapes and affines.
+
+    Raises:
+        DataError: the shapes differ, or an affine entry differs by more than :data:`GRID_TOLERANCE_MM`.
+    """
+    if a.shape != b.shape or not np.allclose(a.affine, b.affine, rtol=0.0, atol=GRID_TOLERANCE_MM):
+        raise DataError(
+            f"{a.source} and {b.source}: paired volumes on different grids (shapes {list(a.shape)} and {list(b.shape)}, "
+            f"affines {np.round(a.affine, 4).tolist()} and {np.round(b.affine, 4).tolist()}); co-register them (or run `gansim prepare` "
+            "on co-registered pairs) or use pairing 'unpaired'"
+        )
 
 
 def read_volume(path: str | os.PathLike[str]) -> Volume:
@@ -758,6 +779,7 @@ def pair_volumes(
     pairing: Literal["name", "csv", "unpaired"] = "name",
     csv_path: str | os.PathLike[str] | None = None,
     source: str = "data set",
+    split: str | None = None,
 ) -> list[tuple[Path | None, Path | None]]:
     """Pair the A and B volumes of one split.
 
@@ -771,9 +793,11 @@ def pair_volumes(
             and ``B`` (other columns ignored) holding paths that are absolute, relative to the
             split folder (``sub-01.nii.gz``) or to the csv's folder (``trainA/sub-01.nii.gz``);
             each must be one of the given files and used once; files no row names are left out
-            with a warning. ``'unpaired'``: no pairing.
+            with a warning. One csv can pair every split: with a ``split`` column (``train``,
+            ``test``), only the rows of ``split`` are read. ``'unpaired'``: no pairing.
         csv_path: the csv for ``'csv'``.
         source: what the files are (e.g. ``"data/train"``), for messages.
+        split: the split being paired (``"train"``, ``"test"``), for a csv with a ``split`` column.
 
     Returns:
         ``[(a, b), ...]``; for ``'unpaired'`` ``[(a, None), ...] + [(None, b), ...]``.
@@ -800,11 +824,12 @@ def pair_volumes(
     if pairing == "csv":
         if csv_path is None:
             raise ConfigError(f"{source}: pairing 'csv' needs csv_path (a csv with columns A, B)")
-        return _pairs_from_csv(Path(csv_path), a, b, source)
+        return _pairs_from_csv(Path(csv_path), a, b, source, split)
     raise ConfigError(f"pairing {pairing!r}: expected 'name', 'csv' or 'unpaired'")
 
 
-def _pairs_from_csv(csv_path: Path, a: list[Path], b: list[Path], source: str) -> list[tuple[Path | None, Path | None]]:
+def _read_pairs_csv(csv_path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, fields), ...]) of a pairing csv, checked to have the columns A and B."""
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: pairing csv not found (expected columns A, B)")
     try:
@@ -820,16 +845,41 @@ def _pairs_from_csv(csv_path: Path, a: list[Path], b: list[Path], source: str) -
     missing = [c for c in ("A", "B") if c not in header]
     if missing:
         raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)}; the columns found are {header}")
+    return header, rows[1:]
+
+
+def resolve_pairs_csv(root: str | os.PathLike[str], pairs_csv: str | os.PathLike[str] | None) -> Path | None:
+    """The pairing csv of a data set: an absolute path as given, a relative one inside ``root`` (it moves with the data)."""
+    if pairs_csv is None:
+        return None
+    path = Path(pairs_csv)
+    return path if path.is_absolute() else Path(root) / path
+
+
+def pairs_csv_has_splits(csv_path: str | os.PathLike[str]) -> bool:
+    """Whether a pairing csv has a ``split`` column (so it pairs the test set too)."""
+    return "split" in _read_pairs_csv(Path(csv_path))[0]
+
+
+def _pairs_from_csv(csv_path: Path, a: list[Path], b: list[Path], source: str, split: str | None) -> list[tuple[Path | None, Path | None]]:
+    header, body = _read_pairs_csv(csv_path)
     cols = {"A": header.index("A"), "B": header.index("B")}
+    split_col = header.index("split") if "split" in header else None
     known = {"A": {p.resolve(): p for p in a}, "B": {p.resolve(): p for p in b}}
     split_dirs = {"A": {p.parent for p in a}, "B": {p.parent for p in b}}
     used: dict[str, dict[Path, int]] = {"A": {}, "B": {}}
     pairs: list[tuple[Path | None, Path | None]] = []
-    for line, row in rows[1:]:
+    for line, row in body:
         if not any(c.strip() for c in row):
             continue
         if len(row) < len(header):
             raise DataError(f"{csv_path}, line {line}: {len(row)} fields, the header has {len(header)}")
+        if split_col is not None:
+            given_split = row[split_col].strip()
+            if given_split not in SPLITS:
+                raise DataError(f"{csv_path}, line {line}, column 'split': {given_split!r}; expected one of {', '.join(SPLITS)}")
+            if split is not None and given_split != split:
+                continue
         pair = []
         for side in ("A", "B"):
             text = row[cols[side]].strip()
@@ -847,7 +897,7 @@ def _pairs_from_csv(csv_path: Path, a: list[Path], b: list[Path], source: str) -
             pair.append(hit)
         pairs.append((pair[0], pair[1]))
     if not pairs:
-        raise DataError(f"{csv_path}: no rows; expected one A, B row per pair")
+        raise DataError(f"{csv_path}: no rows{f' of split {split!r}' if split_col is not None and split else ''}; expected one A, B row per pair")
     left = [p.name for p in a if p not in used["A"]] + [p.name for p in b if p not in used["B"]]
     if left:
         warnings.warn(f"{source}: {len(left)} volume(s) are in no row of {csv_path} and are left out: {', '.join(left[:5])}{' ...' if len(left) > 5 else ''}", stacklevel=3)

@@ -23,7 +23,7 @@ class VolumeDataSettings(StrictModel):
     """Where the volumes come from, how they pair, how they are scaled and cut into patches."""
 
     pairing: Literal["name", "csv", "unpaired"] = Field("name", description="'name': trainA and trainB paired by sorted file name; 'csv': by pairs_csv; 'unpaired': not paired")
-    pairs_csv: str | None = Field(None, description="pairing 'csv': a CSV with columns A and B (file names)")
+    pairs_csv: str | None = Field(None, description="pairing 'csv': a CSV with columns A and B (file names) and optionally split (train/test; without it the test set pairs by name); a relative path is inside the data folder")
     percentiles: tuple[float, float] = Field((0.5, 99.5), description="percentiles mapped to -1 (of the whole volume: the air) and +1 (of its head mask)")
     patch: tuple[int, int, int] = Field((64, 64, 64), description="training patch shape (voxels); each axis a multiple of the generator's (gansim plan tells)")
     foreground_fraction: float = Field(0.9, ge=0, le=1, description="fraction of patches centred on a foreground voxel")

@@ -2,6 +2,8 @@
 
 Each test subject's A volume is translated to B and compared with its real B (and B to A), inside
 the target's foreground: masked MAE, PSNR, SSIM (3-D) and NMI, per subject and summarised. The
+output is put in the target's own intensity units (the target's percentiles invert the
+generator's [-1, 1]), so the scores compare like with like whatever scale the input came in. The
 report shows orthogonal views (axial, coronal, sagittal) of input, output, target and their
 difference per subject, and the same views of one test volume at the checkpoints of training.
 """
@@ -18,7 +20,7 @@ __all__ = ["evaluate_cyclegan", "translation_scores"]
 
 def translation_scores(model: Any, pairs: list[tuple[Path | None, Path | None]], direction: str) -> tuple[dict[str, Any], list[tuple[str, Any, np.ndarray, Any]]]:
     """Translate every pair's source volume in ``direction`` and score it against the partner; returns (scores, [(name, input, output, target)])."""
-    from gansim.io.volumes import read_volume, split_name
+    from gansim.io.volumes import VolumeScaling, read_volume, split_name
     from gansim.metrics.volume_quality import evaluate_pairs, foreground_mask
 
     rows, shown = [], []
@@ -27,8 +29,10 @@ def translation_scores(model: Any, pairs: list[tuple[Path | None, Path | None]],
             continue
         source, target = (read_volume(a_path), read_volume(b_path)) if direction == "A2B" else (read_volume(b_path), read_volume(a_path))
         name = split_name(source.source)[0]
-        output = model.translate(source.data, direction, source=str(source.source))
-        rows.append((name, output, target.data, foreground_mask(target.data, source=f"subject {name!r} (target)")))
+        mask = foreground_mask(target.data, source=f"subject {name!r} (target)")
+        in_target_units = VolumeScaling.fit(target.data, masks=mask, percentiles=model.percentiles, source=str(target.source))
+        output = model.translate(source.data, direction, output_scaling=in_target_units, source=str(source.source))
+        rows.append((name, output, target.data, mask))
         shown.append((name, source, output, target))
     return evaluate_pairs(rows), shown
 
@@ -60,12 +64,19 @@ def evaluate_cyclegan(model_dir: Path, run_dir: Path, pairs: list[tuple[Path | N
         if frames:
             sections.append(("A2B during training", training_views(frames, a.spacing, title=f"{pairs[0][0]} at checkpoints (patches seen)")))
     report = write_image_report(run_dir / "report" / "report.html", title=f"CycleGAN run {run_dir}", sections=sections, manifest=read_manifest(model_dir),
-                                notes=["Intensities of outputs are in the input volume's range (inference.output_scale)." if model.inference.output_scale == "input"
-                                       else "Outputs are in the target domain's typical range."], force=True)
+                                notes=["Outputs are shown and scored in each target's own intensity units (its percentiles); "
+                                       f"`gansim translate` gives them in {'the input volume' if model.inference.output_scale == 'input' else 'the target domain'}'s "
+                                       "range (inference.output_scale)."], force=True)
     summary["report"] = str(report)
     update_manifest(model_dir, {"metrics": summary})
     for direction in ("A2B", "B2A"):
         s = summary[direction]["summary"]
-        log(f"{direction}: MAE {s['mae']['mean']:.4g}, PSNR {s['psnr']['mean']}, SSIM {s['ssim']['mean']:.4f}, NMI {s['nmi']['mean']:.4f}")
+        log(f"{direction}: " + ", ".join(f"{name} {_number(s[key]['mean'], spec)}" for name, key, spec in
+                                         (("MAE", "mae", ".4g"), ("PSNR", "psnr", ".2f"), ("SSIM", "ssim", ".4f"), ("NMI", "nmi", ".4f"))))
     log(f"report: {report}")
     return summary
+
+
+def _number(value: float | None, spec: str) -> str:
+    """A summary number as text (None: no finite value, e.g. the PSNR of identical volumes)."""
+    return "n/a" if value is None else format(value, spec)

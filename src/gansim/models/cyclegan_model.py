@@ -71,11 +71,12 @@ class CycleGANModel:
             raise ModelFileError(f"{source}: {err}") from err
 
     def translate(self, data: np.ndarray, direction: str = "A2B", *, window: tuple[int, int, int] | None = None, overlap: float | None = None,
-                  sw_batch_size: int | None = None, source: str = "volume") -> np.ndarray:
+                  sw_batch_size: int | None = None, output_scaling: Any = None, source: str = "volume") -> np.ndarray:
         """Translate a volume ``(X, Y, Z)`` (canonical frame, physical intensities); returns it in the output's intensities.
 
         The input is scaled by its own percentiles (:class:`~gansim.io.volumes.VolumeScaling`); the output takes the input's range
-        back (``inference.output_scale='input'``) or the target domain's typical one ('domain').
+        back (``inference.output_scale='input'``) or the target domain's typical one ('domain'), or ``output_scaling``
+        when given (a :class:`~gansim.io.volumes.VolumeScaling`; e.g. a paired target's own, to score in its units).
         """
         from gansim.io.volumes import VolumeScaling
         from gansim.models.volume_inference import translate_volume
@@ -87,7 +88,9 @@ class CycleGANModel:
         out = translate_volume(self.generators[DIRECTIONS[direction]], scaled, window or self.window,
                                overlap=self.inference.overlap if overlap is None else overlap,
                                sw_batch_size=sw_batch_size or self.inference.sw_batch_size, device=self.device, source=source)
-        if self.inference.output_scale == "domain":
+        if output_scaling is not None:
+            scaling = output_scaling
+        elif self.inference.output_scale == "domain":
             target = "B" if direction == "A2B" else "A"
             scaling = VolumeScaling.from_dict(self.domain_scaling[target], source=f"{source}: manifest intensity.domains.{target}")
         return scaling.inverse(out).astype(np.float32)

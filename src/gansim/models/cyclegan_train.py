@@ -34,15 +34,22 @@ __all__ = ["train_cyclegan", "check_patch"]
 
 
 def check_patch(cfg: CycleGANConfig) -> tuple[int, ...]:
-    """The generators' required multiple; a patch (or window) that is not a multiple of it is an error naming valid ones."""
-    from gansim.models.volume_plan import required_multiple, valid_shapes_near
+    """The generators' required multiple; a training patch or window the networks cannot take is an error naming valid ones.
 
-    multiple = required_multiple(cfg.model)
-    for name, shape in (("data.patch", cfg.data.patch), ("inference.window", cfg.inference.window)):
-        if shape is not None and any(s % m for s, m in zip(shape, multiple)):
-            near = ", ".join("×".join(map(str, o.shape)) for o in valid_shapes_near(shape, cfg.model, k=2))
-            raise ConfigError(f"{name} {tuple(shape)}: each axis must be a multiple of {multiple} for this generator; valid shapes near it: {near}")
-    return multiple
+    The patch must also reach the smallest size both the generators and the critic accept (the
+    critic needs at least one logit); the window, the generators' smallest.
+    """
+    from gansim.models.volume_plan import shape_rule, valid_shapes_near
+
+    rule = shape_rule(cfg.model)
+    for name, shape, training in (("data.patch", cfg.data.patch, True), ("inference.window", cfg.inference.window, False)):
+        if shape is None or rule.valid(shape, training=training):
+            continue
+        near = ", ".join("×".join(map(str, o.shape)) for o in valid_shapes_near(shape, cfg.model, k=2, training=training))
+        floor = rule.training_minimum if training else rule.minimum
+        raise ConfigError(f"{name} {tuple(shape)}: each axis must be a multiple of {rule.multiple} and at least {floor} for this "
+                          f"{'generator and critic' if training else 'generator'}; valid shapes near it: {near}")
+    return rule.multiple
 
 
 @dataclass
@@ -79,23 +86,22 @@ def train_cyclegan(data: str | Path, cfg: CycleGANConfig, run_dir: str | Path, *
 
 
 def _train(data: Path, cfg: CycleGANConfig, run_dir: Path, dist: DistributedContext, *, resume: bool, force: bool, log: Any) -> Path:
-    from gansim.io.volumes import VolumeScaling, find_volume_sets, pair_volumes
+    from gansim.io.volumes import VolumeScaling, check_same_grid, find_volume_sets, pair_volumes, resolve_pairs_csv
     from gansim.models.model_file import sha256_of_file
 
     window = tuple(cfg.inference.window or cfg.data.patch)
     multiple = check_patch(cfg)
     open_run_dir(run_dir, data, cfg.model_dump(mode="json"), dist, resume=resume, force=force, frozen=("family", "data", "model", "loss"))
     sets = find_volume_sets(data)
-    csv = Path(cfg.data.pairs_csv) if cfg.data.pairs_csv else None
-    train_pairs = pair_volumes(sets["train"]["A"], sets["train"]["B"], cfg.data.pairing, csv, source=str(data / "train"))
+    csv = resolve_pairs_csv(data, cfg.data.pairs_csv)
+    train_pairs = pair_volumes(sets["train"]["A"], sets["train"]["B"], cfg.data.pairing, csv, source=str(data / "train"), split="train")
+    test_pairs = _test_pairs(sets, cfg, csv, data, log)  # read now: a bad test set stops the run before training, not after
     paired = cfg.data.pairing != "unpaired"
     side_a, side_b, scalings = _read_split(train_pairs, cfg.data.percentiles)
     vols_a, vols_b = side_a.volumes, side_b.volumes
     if paired:
-        for (a_path, b_path), va, vb in zip(train_pairs, vols_a, vols_b):
-            if va.shape != vb.shape or not np.allclose(va.affine, vb.affine, atol=1e-3):
-                raise DataError(f"{a_path} and {b_path}: a pair must share its grid (shape {va.shape} vs {vb.shape}); "
-                                "register them, run `gansim prepare`, or train unpaired (--set data.pairing=unpaired)")
+        for va, vb in zip(vols_a, vols_b):
+            check_same_grid(va, vb)
     domain_scaling = {
         "A": VolumeScaling.fit([v.data for v in vols_a], side_a.masks, percentiles=cfg.data.percentiles, source=str(data / "trainA")).to_dict(),
         "B": VolumeScaling.fit([v.data for v in vols_b], side_b.masks, percentiles=cfg.data.percentiles, source=str(data / "trainB")).to_dict(),
@@ -130,7 +136,6 @@ def _train(data: Path, cfg: CycleGANConfig, run_dir: Path, dist: DistributedCont
     patches = VolumePatches(side_a.scaled, side_b.scaled, paired, cfg.data.patch, cfg.train.batch_size, cfg.train.seed, device, dist.rank, dist.world_size,
                             foreground_fraction=cfg.data.foreground_fraction, source=str(data), masks_a=side_a.masks, masks_b=side_b.masks)
     objective = CycleGANObjective(generators, critics, weights, device, cfg.train.seed, pool_size=cfg.loss.pool_size)
-    test_pairs = pair_volumes(sets["test"]["A"], sets["test"]["B"], "unpaired" if not paired else cfg.data.pairing, None, source=str(data / "test")) if "test" in sets and paired else []
     views = _ViewRecorder(run_dir / "views", test_pairs[0] if test_pairs else None, window, cfg, device) if dist.is_main else None
     loop = TrainingLoop(objective, patches, cfg.train, cfg.optim, run_dir, device, dist=dist, extra_state={"config": cfg.model_dump(mode="json")},
                         on_tick=(lambda record: views.maybe(loop, record)) if views is not None else None)
@@ -144,7 +149,8 @@ def _train(data: Path, cfg: CycleGANConfig, run_dir: Path, dist: DistributedCont
     }
     model_dir = run_dir / "model"
     if dist.is_main:
-        save_cyclegan(model_dir, g.g_ab, g.g_ba, cfg.model, paired=paired or cfg.loss.lambda_paired > 0, percentiles=cfg.data.percentiles,
+        # 'paired' says whether the objective used the pairs (the paired L1); training.data.paired whether the data were paired
+        save_cyclegan(model_dir, g.g_ab, g.g_ba, cfg.model, paired=paired and cfg.loss.lambda_paired > 0, percentiles=cfg.data.percentiles,
                       domain_scaling=domain_scaling, inference=cfg.inference, window=window, extra=extra, force=True)  # type: ignore[arg-type]
         if cfg.train.evaluate and test_pairs:
             from gansim.models.cyclegan_evaluate import evaluate_cyclegan
@@ -152,6 +158,32 @@ def _train(data: Path, cfg: CycleGANConfig, run_dir: Path, dist: DistributedCont
             evaluate_cyclegan(model_dir, run_dir, test_pairs, views.snapshots if views else [], log=log)
     dist.barrier()
     return model_dir
+
+
+def _test_pairs(sets: dict[str, Any], cfg: CycleGANConfig, csv: Path | None, data: Path, log: Any) -> list[tuple[Path | None, Path | None]]:
+    """The test pairs the run is scored on: by the pairs csv when it has a split column, else by name.
+
+    Unpaired training still scores a paired test set (the built-in ``--unpaired`` data keep it
+    paired); a test set whose A and B counts differ cannot be scored, and the run says so.
+    """
+    import warnings
+
+    from gansim.io.volumes import pair_volumes, pairs_csv_has_splits
+
+    if "test" not in sets:
+        return []
+    a, b = sets["test"]["A"], sets["test"]["B"]
+    if cfg.data.pairing == "csv" and csv is not None and pairs_csv_has_splits(csv):
+        return pair_volumes(a, b, "csv", csv, source=str(data / "test"), split="test")
+    if cfg.data.pairing == "unpaired" and len(a) != len(b):
+        log(f"{data / 'test'}: {len(a)} A and {len(b)} B volumes cannot be paired by name; the run is not scored on them")
+        return []
+    with warnings.catch_warnings(record=True) as caught:  # name pairing warns when names differ: pass it on through the log
+        warnings.simplefilter("always")
+        pairs = pair_volumes(a, b, "name", source=str(data / "test"))
+    for w in caught:
+        log(f"warning: {w.message}")
+    return pairs
 
 
 class _ViewRecorder:
@@ -163,12 +195,15 @@ class _ViewRecorder:
         # a resumed run keeps the views of its earlier checkpoints
         self.snapshots: list[tuple[int, Path]] = sorted((int(p.stem.split("-")[1]), p) for p in folder.glob("a2b-*.npy")) if folder.is_dir() else []
         self.pair = pair
-        self._next = cfg.train.checkpoint_rows
+        # the last checkpoint boundary a view was taken for (a resumed run continues from its own views)
+        every = cfg.train.checkpoint_rows
+        self._done = max((rows // every * every for rows, _ in self.snapshots), default=0)
 
     def maybe(self, loop: Any, record: dict[str, Any]) -> None:
-        if self.pair is None or self.pair[0] is None or record["rows_seen"] < self._next:
+        boundary = record["rows_seen"] // self.cfg.train.checkpoint_rows * self.cfg.train.checkpoint_rows
+        if self.pair is None or self.pair[0] is None or boundary <= self._done:
             return
-        self._next = (record["rows_seen"] // self.cfg.train.checkpoint_rows + 1) * self.cfg.train.checkpoint_rows
+        self._done = boundary
         from gansim.io.volumes import VolumeScaling, read_volume
         from gansim.models.volume_inference import translate_volume
 
