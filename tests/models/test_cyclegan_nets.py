@@ -73,6 +73,25 @@ def test_generators_refuse_shapes_they_would_change() -> None:
         ResnetGenerator(3, 1, 1, width=4)(torch.zeros(1, 2, 16, 16, 16))
 
 
+def test_forward_unchecked_is_the_layers_without_the_guard() -> None:
+    """On a valid shape both give the same output; on another the guard refuses it while the layers resize it (ResNet) or fail (U-Net)."""
+    torch.manual_seed(3)
+    resnet, unet = ResnetGenerator(3, 1, 1, width=4, n_down=2, n_blocks=1), UNetGenerator(3, 1, 1, width=4, depth=2)
+    x = torch.randn(1, 1, 16, 12, 8)
+    with torch.no_grad():
+        for g in (resnet, unet):
+            torch.testing.assert_close(g(x), g.forward_unchecked(x), rtol=0, atol=0)
+        odd = torch.randn(1, 1, 16, 18, 8)  # 18 is not a multiple of 4
+        for g in (resnet, unet):
+            with pytest.raises(DataError, match="multiples of 4"):
+                g(odd)
+        # ResNet: 18 -> ceil(18/2) = 9 -> 5 -> (transposed) 10 -> 20, another shape
+        assert resnet.forward_unchecked(odd).shape == (1, 1, 16, 20, 8)
+        # U-Net: 18 -> 9 at the first level; 9 -> 5 -> 10 upsampled does not match the skip's 9
+        with pytest.raises(RuntimeError):
+            unet.forward_unchecked(odd)
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 def test_patch_discriminator_layout(dims: int) -> None:
     torch.manual_seed(2)

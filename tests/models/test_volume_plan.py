@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import math
+import tracemalloc
 
 import numpy as np
 import pytest
 import torch
 
 from gansim.errors import ConfigError, DataError
+from gansim.models import cyclegan_nets
 from gansim.models.cyclegan_nets import VolumeNetSettings, build_cyclegan_networks, build_discriminator, build_generator
-from gansim.models.volume_plan import (estimate_inference_activations, estimate_training_activations, format_plan, measure_inference_activations,
-                                       measure_training_activations, memory_plan, pad_to_multiple, required_multiple, shape_rule, unpad,
-                                       valid_shapes_near)
+from gansim.models.volume_plan import (TRANSLATION_PHASES, _shape_rule_cached, estimate_inference_activations, estimate_layer_buffers,
+                                       estimate_training_activations, format_plan, measure_inference_activations, measure_layer_buffers,
+                                       measure_training_activations, memory_plan, pad_to_multiple, required_multiple, shape_rule,
+                                       translation_memory, unpad, valid_shapes_near)
 
 TINY = {"width": 4, "n_blocks": 1, "d_width": 4, "d_layers": 2}
 
@@ -30,20 +34,53 @@ def test_required_multiple_is_two_to_the_levels(generator: str, n_down: int) -> 
     assert rule.valid(tuple(rule.minimum)) and not rule.valid(tuple(m - 1 for m in rule.minimum))
 
 
+def test_the_rule_is_found_from_the_layers_not_from_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the generators' input guard made to fail loudly, the probe still finds 2**n_down: it never calls the guard."""
+    def guard(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the shape probe called the generators' input guard")
+
+    monkeypatch.setattr(cyclegan_nets, "_check_input", guard)
+    _shape_rule_cached.cache_clear()
+    try:
+        for generator in ("resnet", "unet"):
+            for n_down in (0, 1, 2, 3):
+                settings = _settings(generator=generator, n_down=n_down)
+                with pytest.raises(AssertionError, match="input guard"):
+                    build_generator(settings)(torch.zeros(1, 1, *(2**n_down * 4,) * 3))  # the guard is really switched on
+                assert shape_rule(settings).multiple == (2**n_down,) * 3, (generator, n_down)
+    finally:
+        _shape_rule_cached.cache_clear()  # rules found while the guard was patched are not kept
+
+
 @pytest.mark.parametrize("generator", ["resnet", "unet"])
-def test_the_rule_agrees_with_real_forward_passes_along_an_axis(generator: str) -> None:
-    """Every size 1..26 along Y (X, Z held at 16): the real network keeps the shape exactly when the rule says so."""
-    settings = _settings(generator=generator, n_down=2)
+@pytest.mark.parametrize("n_down", [1, 2, 3])
+def test_the_rule_agrees_with_real_forward_passes_along_an_axis(generator: str, n_down: int) -> None:
+    """Every size 1..26 along Y (X, Z held at 16): the layers (real arithmetic, no guard) keep the shape exactly when
+    the rule says so; a size the rule calls invalid comes out resized or makes a layer fail, and the guard refuses it first."""
+    settings = _settings(generator=generator, n_down=n_down)
     rule = shape_rule(settings)
-    net = build_generator(settings)
+    net = build_generator(settings).eval()
+    outcomes = set()
     for n in range(1, 27):
         shape = (16, n, 16)
-        try:
-            with torch.no_grad():
-                kept = net(torch.zeros(1, 1, *shape)).shape[2:] == shape
-        except (DataError, RuntimeError, ValueError):
-            kept = False
-        assert kept == rule.valid(shape), (n, rule)
+        x = torch.zeros(1, 1, *shape)
+        with torch.no_grad():
+            try:
+                out = tuple(net.forward_unchecked(x).shape[2:])
+                kept = out == shape
+                outcomes.add("kept" if kept else "resized")
+            except (RuntimeError, ValueError) as err:
+                assert not isinstance(err, DataError)
+                kept = False
+                outcomes.add("failed")
+            assert kept == rule.valid(shape), (n, rule)
+            if n % rule.multiple[1]:
+                with pytest.raises(DataError, match=f"multiples of {2**n_down}"):
+                    net(x)
+            elif kept:
+                assert net(x).shape == x.shape
+    # the ResNet resizes what it cannot keep; the U-Net's skip connections fail on it
+    assert outcomes == ({"kept", "resized", "failed"} if generator == "resnet" else {"kept", "failed"})
 
 
 @pytest.mark.parametrize("generator", ["resnet", "unet"])
@@ -148,7 +185,8 @@ def test_parameter_counts_and_state_bytes() -> None:
     assert sgd["optimizer_state"] == 0 and sgd["ema"] == 4 * (counts["G_AB"] + counts["G_BA"])
     assert memory_plan(settings, (20, 20, 20), optimizer="rmsprop", momentum=True)["training"]["optimizer_state"] == 8 * total
     inference = memory_plan(settings, (17, 20, 23), training=False)
-    assert inference["training"] is None and inference["total"] == inference["inference"]["total"]
+    # without training the total is translating the volume (sliding windows, here one window of the padded volume)
+    assert inference["training"] is None and inference["total"] == inference["translation"]["total"] > inference["inference"]["total"]
     assert inference["inference"]["parameters"] == 4 * counts["G_AB"] and inference["infer_shape"] == (20, 20, 24)
 
 
@@ -178,6 +216,10 @@ def test_memory_grows_linearly_with_the_batch() -> None:
         assert t1[fixed] == t2[fixed] == t3[fixed]
     i1, i2 = plans[0]["inference"], plans[1]["inference"]
     assert i2["activations"] == 2 * i1["activations"] and i2["parameters"] == i1["parameters"]
+    # the layers' work buffers are measured at the batch (kernels reuse some from sample to sample)
+    assert i2["layer_buffers"] == estimate_layer_buffers(_settings(), (40, 40, 40), batch=2)["bytes"] >= i1["layer_buffers"]
+    r1, r2 = plans[0]["translation"], plans[1]["translation"]
+    assert r2["window_activations"] == 2 * r1["window_activations"] and r2["output_map"] == r1["output_map"] == 4 * 40**3
     assert plans[0]["inference_window"]["activations"] < i1["activations"]  # a 16^3 window needs less than the 40^3 volume
 
 
@@ -205,6 +247,148 @@ def test_plan_errors_and_report() -> None:
     plan = memory_plan(settings, (30, 41, 29), patch=(16, 16, 16), pool_size=2)
     text = format_plan(plan)
     for needle in ("ResNet generator (width 4", "multiple of (4, 4, 4)", "training step: batch 1 of 16 x 16 x 16",
-                   "inference, whole volume: 32 x 44 x 32", "sliding windows of 16 x 16 x 16", "assumptions:", "extrapolated"):
+                   "inference, whole volume: 32 x 44 x 32", "sliding windows of 16 x 16 x 16", "assumptions:", "extrapolated",
+                   "translation of one 30 x 41 x 29 volume", "input volume",
+                   "phase 'scaling fit'", "phase 'sliding windows'", "<- the peak", "output map", "count map", "window layer buffers",
+                   "inferer input copy", "fit float64 copy", "inverse float64", "parameters + input volume + the largest phase"):
         assert needle in text, needle
+    # every term's line says what it is; the phases' lines add up to the total
+    for key in plan["translation"]:
+        if key != "total":
+            assert key.replace("_", " ") in text, key
+    assert plan["translation"]["total"] == (plan["translation"]["parameters"] + plan["translation"]["input_volume"]
+                                            + plan["translation_phases"][plan["translation_peak_phase"]])
+    assert set(plan["translation_phases"]) == set(TRANSLATION_PHASES)
     assert all(itertools.chain(v >= 0 for v in plan["training"].values()))
+
+
+def _head(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
+    """A float32 'head': a bright ellipsoid with structure on a dark noisy background."""
+    grids = np.meshgrid(*[(np.arange(n) - n / 2) / (0.4 * n) for n in shape], indexing="ij")
+    r2 = sum(g**2 for g in grids)
+    rng = np.random.default_rng(seed)
+    return (np.where(r2 < 1, 600 + 300 * np.cos(6 * r2), 0) + np.abs(rng.normal(0, 20, size=shape))).astype(np.float32)
+
+
+def test_translation_terms_by_counting() -> None:
+    """Every term of the translation plan, counted by hand from the code of CycleGANModel.translate, translate_volume and MONAI."""
+    settings = _settings()
+    counts = {name: sum(p.numel() for p in net.parameters()) for name, net in build_cyclegan_networks(settings, seed=0).items()}
+    # several windows, no padding: every axis at least the window's
+    shape, window = (20, 24, 36), (16, 16, 16)
+    v, w = 20 * 24 * 36, 16**3
+    tr = translation_memory(settings, shape, window)
+    t = tr["parts"]
+    acts = estimate_inference_activations(settings, window)["peak"]
+    buffers = estimate_layer_buffers(settings, window)["bytes"]
+    assert t == {"parameters": 4 * (counts["G_AB"] + counts["G_BA"]), "input_volume": 4 * v,
+                 "fit_float64_copy": 8 * v, "fit_clipped_copy": 8 * v, "fit_masks": 5 * v,
+                 "forward_float64": 8 * v, "scaled_volume": 4 * v,
+                 "inferer_input_copy": 4 * v, "padded_input": 0, "output_map": 4 * v, "count_map": 4 * v, "importance_map": 4 * w,
+                 "window_activations": acts, "window_layer_buffers": buffers, "previous_window_output": 4 * w,
+                 "inverse_float64": 8 * v, "inverse_result": 4 * v, "total": t["total"]}
+    assert tr["phases"] == {"scaling fit": 21 * v, "scaling forward": 12 * v, "sliding windows": 16 * v + 8 * w + acts + buffers,
+                            "scaling inverse": 20 * v}
+    assert t["total"] == t["parameters"] + 4 * v + max(tr["phases"].values())
+    assert tr["padded_shape"] == shape and tr["several_windows"]
+    # an axis shorter than the window: MONAI pads to (16, 40, 20), and its maps have that size
+    tr = translation_memory(settings, (12, 40, 20), window, sw_batch_size=2)
+    t, v, vp = tr["parts"], 12 * 40 * 20, 16 * 40 * 20
+    assert tr["padded_shape"] == (16, 40, 20)
+    assert (t["padded_input"], t["output_map"], t["count_map"], t["inferer_input_copy"]) == (4 * vp, 4 * vp, 4 * vp, 4 * v)
+    buffers2 = estimate_layer_buffers(settings, window, batch=2)["bytes"]
+    assert t["window_activations"] == 2 * acts and t["window_layer_buffers"] == buffers2
+    assert t["previous_window_output"] == 2 * 4 * w
+    assert tr["phases"]["sliding windows"] == 8 * v + 12 * vp + 4 * w + 2 * (acts + 4 * w) + buffers2
+    assert tr["phases"]["scaling inverse"] == 4 * v + 4 * vp + 12 * v  # the scaled-back view keeps the padded output map alive
+    # one window: the output and count maps come after its forward pass, beside the window's output only
+    tr = translation_memory(settings, (16, 16, 16), window)
+    v = w
+    assert not tr["several_windows"] and tr["parts"]["previous_window_output"] == 0
+    assert tr["phases"]["sliding windows"] == 8 * v + 4 * w + max(acts + buffers, 8 * v + 4 * w)
+    assert translation_memory(settings, (16, 16, 16), window, sw_batch_size=3)["parts"]["window_activations"] == acts  # a batch of one
+    # no window: the whole volume padded to a valid shape, as one window
+    tr = translation_memory(settings, (17, 20, 23), None)
+    assert tr["window"] == (20, 20, 24) and tr["padded_shape"] == (20, 20, 24) and tr["parts"]["padded_input"] == 4 * 20 * 20 * 24
+    with pytest.raises(ConfigError, match=r"window \(18, 16, 16\).*nearest valid: \(20, 16, 16\)"):
+        translation_memory(settings, (40, 40, 40), (18, 16, 16))
+    with pytest.raises(ConfigError, match="single-channel"):
+        translation_memory(_settings(channels=2), (40, 40, 40), window)
+
+
+def test_scaling_phases_match_numpy_allocations() -> None:
+    """The scaling's terms are what NumPy allocates: tracemalloc's peak of each phase of CycleGANModel.translate."""
+    from gansim.io.volumes import VolumeScaling
+
+    # large enough that np.histogram's block buffers (65536 values at a time, about 1.7 MB) stay below the fill-holes step
+    shape = (80, 72, 76)
+    volume = _head(shape)
+    t = translation_memory(_settings(), shape, (16, 16, 16))["parts"]
+
+    def peak(fn):  # bytes NumPy allocated at most above the level at the start
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            result = fn()
+            return result, tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+
+    VolumeScaling.fit(volume[:16, :16, :16])  # imports (scipy.ndimage) and first-call caches are not the volume's
+    scaling, fit = peak(lambda: VolumeScaling.fit(volume, percentiles=(0.5, 99.5)))
+    scaled, forward = peak(lambda: scaling.forward(np.asarray(volume, dtype=np.float32)))
+    output = scaled.copy()  # stands for the inferer's output map
+    _, inverse = peak(lambda: scaling.inverse(output).astype(np.float32))
+    # a few small arrays (histogram bins, percentiles, Python objects) come on top: at most 256 KiB
+    for measured, planned in ((fit, t["fit_float64_copy"] + t["fit_clipped_copy"] + t["fit_masks"]),
+                              (forward, t["forward_float64"] + t["scaled_volume"]),
+                              (inverse, t["inverse_float64"] + t["inverse_result"])):
+        assert planned <= measured <= planned + 2**18, (measured, planned)
+
+
+def test_sliding_window_buffers_match_the_allocators() -> None:
+    """translate_volume's buffers: NumPy's copy (tracemalloc) and MONAI's padded copy, output and count maps (PyTorch's
+    allocator, profiled), with a network that allocates nothing but its output."""
+    from gansim.models.volume_inference import translate_volume
+    from gansim.models.volume_plan import _allocator_peak
+
+    window = (16, 16, 16)
+    for shape in [(20, 24, 36), (12, 40, 20)]:
+        volume = _head(shape)
+        t = translation_memory(_settings(), shape, window)["parts"]
+        translate_volume(lambda x: x * 0.5, volume[:8, :8, :8], window)  # imports (MONAI) are not the volume's
+        tracemalloc.start()
+        try:
+            translate_volume(lambda x: x * 0.5, volume, window)
+            numpy_peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        torch_peak = _allocator_peak(lambda v=volume: translate_volume(lambda x: x * 0.5, v, window), "cpu")
+        window_output = 4 * math.prod(window)  # the network's (x * 0.5) beside the previous one
+        planned = t["padded_input"] + t["output_map"] + t["count_map"] + t["importance_map"] + window_output + t["previous_window_output"]
+        assert t["inferer_input_copy"] <= numpy_peak <= 1.01 * t["inferer_input_copy"] + 65536, shape
+        assert planned <= torch_peak <= 1.05 * planned, (shape, torch_peak, planned)
+
+
+def test_memory_plan_takes_a_window_apart_from_the_patch() -> None:
+    settings = _settings()
+    plan = memory_plan(settings, (40, 36, 44), patch=(16, 16, 16), window=(24, 24, 24), pool_size=2)
+    assert plan["train_shape"] == (16, 16, 16) and plan["window"] == plan["translation_window"] == (24, 24, 24)
+    assert plan["translation"]["importance_map"] == 4 * 24**3 and plan["total"] == plan["training"]["total"]
+    assert memory_plan(settings, (40, 36, 44), patch=(16, 16, 16), training=False)["translation_window"] == (16, 16, 16)
+    alone = memory_plan(settings, (40, 36, 44), training=False, window=(24, 24, 24))
+    assert alone["total"] == alone["translation"]["total"] == translation_memory(settings, (40, 36, 44), (24, 24, 24))["parts"]["total"]
+    with pytest.raises(ConfigError, match=r"window \(24, 22, 24\)"):
+        memory_plan(settings, (40, 36, 44), window=(24, 22, 24))
+
+
+def test_layer_buffers_are_the_allocator_peak_beyond_the_live_tensors() -> None:
+    """A profiled forward holds at least its live tensors; the difference is the layers' work buffers, and a shape above
+    the dry-run limit is measured smaller and scaled with the voxel count."""
+    settings = _settings(width=8)
+    buffers = measure_layer_buffers(settings, (24, 24, 24))
+    assert buffers >= 0 and buffers == estimate_layer_buffers(settings, (24, 24, 24))["bytes"]
+    big = estimate_layer_buffers(settings, (48, 48, 48), max_voxels=24**3)
+    assert big["probe"] == (24, 24, 24) and big["bytes"] == math.ceil(buffers * 8)
+    two = estimate_layer_buffers(settings, (24, 24, 24), batch=2, max_voxels=24**3)  # the batch counts against the limit
+    assert two["probe"] == (16, 16, 16) and two["bytes"] == math.ceil(measure_layer_buffers(settings, (16, 16, 16), batch=2) * 24**3 / 16**3)

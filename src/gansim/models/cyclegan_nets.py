@@ -13,8 +13,12 @@ written once for ``spatial_dims`` 2 and 3 from :mod:`gansim.nn.image_blocks`.
 - :class:`PatchDiscriminator` (pix2pix's N-layer PatchGAN): one logit per overlapping patch, no
   sigmoid (the losses take logits).
 
-What shapes a configuration accepts, and the memory it needs, is computed from these modules by
-:mod:`gansim.models.volume_plan`.
+Both generators refuse, in ``forward``, a tensor whose axes are not multiples of their
+``2**n_down`` (a user error that would otherwise be silently resized or fail deep inside);
+``forward_unchecked`` runs the same layers without that guard. What shapes a configuration
+accepts, and the memory it needs, is computed from the layers themselves (``forward_unchecked``)
+by :mod:`gansim.models.volume_plan`, so the rule it finds is a property of the layers, not an echo
+of the guard.
 """
 
 from __future__ import annotations
@@ -90,6 +94,11 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.spatial_dims, self.in_ch, 2 ** self.n_down, "ResnetGenerator input")
+        return self.forward_unchecked(x)
+
+    def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers without the input guard: an axis ``n`` that is not a multiple of ``2**n_down`` comes out
+        with another size (each stride-2 conv maps ``n`` to ``ceil(n / 2)``, each transposed conv ``m`` to ``2m``)."""
         return self.model(x)
 
 
@@ -138,6 +147,11 @@ class UNetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.spatial_dims, self.in_ch, 2 ** self.depth, "UNetGenerator input")
+        return self.forward_unchecked(x)
+
+    def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers without the input guard: an axis that is odd at some level makes the upsampled
+        features one voxel longer than the skip connection's, and the concatenation fails (RuntimeError)."""
         return self.head(self.levels(self.stem(x)))
 
 

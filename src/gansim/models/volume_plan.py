@@ -4,7 +4,8 @@ The Keras 3-D CycleGAN left both as a TODO ("guess and check" the input shape, o
 anything below 32 GB). Here both come from the networks themselves:
 
 - **Valid shapes.** :func:`shape_rule` builds the generator (with one channel per layer: widths
-  do not change spatial sizes) and pushes empty batches ``(0, C, *shape)`` through it, which makes
+  do not change spatial sizes) and pushes empty batches ``(0, C, *shape)`` through its layers
+  (``forward_unchecked``: without the input guard, which would only echo the rule back), which makes
   every layer check and compute its output shape without arithmetic. Along each axis the sizes
   ``1, 2, …`` are tried until four pass with output shape == input shape; they must be the
   consecutive multiples of their greatest common divisor, so the rule "a multiple of ``m``, at
@@ -21,17 +22,34 @@ anything below 32 GB). Here both come from the networks themselves:
   axis as an affine function of the input's size, which is exact for convolutions, transposed
   convolutions and padding on valid shapes, and the sizes at the requested shape are summed.
   Inference memory is the peak of live tensors (module inputs and outputs) during one generator
-  forward without gradients, tracked by module hooks and weak references, and extrapolated the same way.
+  forward without gradients, tracked by module hooks and weak references, and extrapolated the same
+  way, plus the layers' work buffers (what a convolution takes from the allocator beyond its input
+  and output: oneDNN's reordered copies on the CPU, im2col columns, cuDNN workspaces): the
+  allocator's peak in a profiled dry run minus the live tensors' peak, measured at the shape itself
+  (kernels change with the sizes, so small dry runs do not tell) up to
+  :data:`LAYER_BUFFER_DRY_RUN_VOXELS`, above that scaled from a dry run of that size.
+- **Translation.** :func:`translation_memory` plans what ``gansim translate`` really does
+  (:meth:`gansim.models.cyclegan_model.CycleGANModel.translate`: fit the intensity scaling, scale,
+  Gaussian-blended sliding windows through MONAI's inferer, scale back): besides the parameters
+  and one window batch's activations it counts every volume-sized buffer those steps allocate
+  (the input, the scaling's float64 and float32 copies, the inferer's input copy, its padded copy,
+  output map and count map), read off the code, phase by phase; the peak is the largest phase.
+  The scaling's NumPy terms are checked against tracemalloc and MONAI's against PyTorch's
+  allocator in the tests; on the CPU the whole is within 25 % of a fresh process's peak RSS growth
+  (the rest: the library code a first forward maps in, and glibc's heap).
 
 All sizes are in bytes; shapes are spatial ``(X, Y, Z)`` (or ``(X, Y)`` for 2-D networks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import os
+import sys
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,7 +63,8 @@ from gansim.models.cyclegan_nets import VolumeNetSettings, build_cyclegan_networ
 
 __all__ = ["ShapeRule", "ShapeOption", "shape_rule", "required_multiple", "pad_to_multiple", "unpad", "valid_shapes_near",
            "ActivationProfile", "measure_training_activations", "measure_inference_activations", "estimate_training_activations",
-           "estimate_inference_activations", "memory_plan", "format_plan", "OPTIMIZER_STATES"]
+           "estimate_inference_activations", "measure_layer_buffers", "estimate_layer_buffers", "translation_memory", "memory_plan",
+           "format_plan", "OPTIMIZER_STATES", "TRANSLATION_TERMS", "TRANSLATION_PHASES", "LAYER_BUFFER_DRY_RUN_VOXELS"]
 
 #: tensors of state an optimiser keeps per parameter (Adam: first and second moments)
 OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "rmsprop": 1, "sgd": 0}
@@ -84,14 +103,24 @@ def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m
 
 
+def _layers(net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``net``'s layers without its input guard: ``forward_unchecked`` where the network has one (the generators), else ``net``."""
+    return getattr(net, "forward_unchecked", net)
+
+
 def _runs(net: nn.Module, channels: int, shape: tuple[int, ...]) -> tuple[int, ...] | None:
-    """Output spatial shape of ``net`` for an input of ``shape``, or None when the network refuses it.
+    """Output spatial shape of ``net``'s layers for an input of ``shape``, or None when a layer refuses it.
 
     The input is an empty batch ``(0, channels, *shape)``: every layer checks and computes its
-    output shape, but no arithmetic is done.
+    output shape, but no arithmetic is done. The layers run without the generators' input guard
+    (:func:`_layers`): what is found is what the convolutions, paddings, norms and concatenations
+    do, not what the guard says. A :class:`~gansim.errors.DataError` (a guard) is not a layer's
+    refusal and is raised.
     """
     try:
-        out = net(torch.empty(0, channels, *shape))
+        out = _layers(net)(torch.empty(0, channels, *shape))
+    except DataError:
+        raise
     except (RuntimeError, ValueError, IndexError):
         return None
     return tuple(out.shape[2:])
@@ -447,25 +476,93 @@ def _training_profiles(settings_json: str, shape: tuple[int, ...], amp: bool, id
     return out
 
 
-@functools.lru_cache(maxsize=64)
-def _inference_profile(settings_json: str, shape: tuple[int, ...], amp: bool, device: str) -> ActivationProfile:
-    """Dry run of one generator forward without gradients (batch 1); see :func:`measure_inference_activations`."""
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (the profiler's C++ start/stop log lines) for the block; Python errors still propagate."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _allocator_peak(run: Callable[[], None], device: str) -> int:
+    """Peak bytes the device's allocator held above its level at the start while ``run()`` ran.
+
+    CUDA: the allocator's own peak counter. CPU: the profiler's allocation events (every tensor
+    and every buffer a kernel takes from PyTorch's CPU allocator, temporaries inside a layer
+    included), summed in time order.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        start = torch.cuda.memory_allocated(dev)
+        run()
+        torch.cuda.synchronize(dev)
+        return int(torch.cuda.max_memory_allocated(dev) - start)
+    from torch.profiler import ProfilerActivity, profile
+
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == "[memory]" and str(e.device_type()).rsplit(".", 1)[-1].lower() == dev.type)
+    level = peak = 0
+    for _, nbytes in events:
+        level += nbytes
+        peak = max(peak, level)
+    return peak
+
+
+def _inference_run(settings_json: str, shape: tuple[int, ...], amp: bool, device: str, allocator: bool,
+                   batch: int = 1) -> tuple[ActivationProfile, int | None]:
+    """Dry run of one generator forward without gradients: its live tensors and, with ``allocator``, the
+    allocator's peak during it (the input counted)."""
     settings = VolumeNetSettings.model_validate_json(settings_json)
     with torch.device(device):
         net = build_cyclegan_networks(settings, seed=0)["G_AB"].eval()
     recorder = _LiveRecorder(_param_ptrs(net))
     handles = [m.register_forward_pre_hook(lambda _m, args: recorder.track(args)) for m in net.modules()]
     handles += [m.register_forward_hook(lambda _m, _args, output: recorder.track(output)) for m in net.modules()]
-    try:
+    x = (torch.rand(batch, settings.channels, *shape, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
+
+    def forward() -> None:
         with torch.no_grad(), _autocast(amp, device):
-            x = (torch.rand(1, settings.channels, *shape, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
             recorder.track(x)
-            y = net(x)
-            del x, y
+            net(x)
+
+    peak = None
+    try:
+        if allocator:
+            peak = _allocator_peak(forward, device) + x.numel() * x.element_size()  # x was allocated before the count began
+        else:
+            forward()
     finally:
         for h in handles:
             h.remove()
-    return recorder.profile(shape)
+    return recorder.profile(shape), peak
+
+
+@functools.lru_cache(maxsize=64)
+def _inference_profile(settings_json: str, shape: tuple[int, ...], amp: bool, device: str) -> ActivationProfile:
+    """Dry run of one generator forward without gradients (batch 1); see :func:`measure_inference_activations`."""
+    return _inference_run(settings_json, shape, amp, device, allocator=False)[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _layer_buffers(settings_json: str, shape: tuple[int, ...], amp: bool, device: str, batch: int) -> int:
+    """The allocator's peak during one generator forward of ``batch`` at ``shape`` minus the peak of its live tensors (>= 0)."""
+    profile, peak = _inference_run(settings_json, shape, amp, device, allocator=True, batch=batch)
+    return max(0, int(peak or 0) - profile.nbytes())
+
+
+#: the largest dry run (voxels) that measures the layers' work buffers at the shape itself; above it they are
+#: measured at a smaller shape of the same proportions and scaled with the voxel count
+LAYER_BUFFER_DRY_RUN_VOXELS = 64**3
 
 
 def measure_training_activations(settings: VolumeNetSettings, shape: Sequence[int], *, amp: bool = False, identity: bool = True,
@@ -609,6 +706,45 @@ def estimate_inference_activations(settings: VolumeNetSettings, shape: Sequence[
     return {"peak": found["peak"], "method": method, "references": refs}
 
 
+def measure_layer_buffers(settings: VolumeNetSettings, shape: Sequence[int], *, batch: int = 1, amp: bool = False,
+                          device: str | torch.device = "cpu") -> int:
+    """Bytes the layers of one generator forward of ``batch`` at ``shape`` (no gradients) take beyond its live tensors, by a dry run.
+
+    The peak the allocator reaches during the forward (every tensor and every work buffer a kernel
+    takes from PyTorch's allocator: oneDNN's reordered copies of a convolution's input, output and
+    weights on the CPU, im2col columns, cuDNN workspaces) minus the peak of the module inputs and
+    outputs that :func:`measure_inference_activations` sees. Which kernel a convolution uses, and so
+    its buffers, depends on the sizes, so this is measured at the shape and not extrapolated from
+    small ones; and at the batch, as kernels reuse some buffers from sample to sample.
+    """
+    shape = _as_tuple(shape, settings.spatial_dims, "shape")
+    rule = shape_rule(settings)
+    if not rule.valid(shape):
+        raise ConfigError(f"shape {shape}: not a valid generator input (multiples of {rule.multiple}, at least {rule.minimum})")
+    if batch < 1:
+        raise ConfigError(f"batch {batch}: expected >= 1")
+    return _layer_buffers(settings.model_dump_json(), shape, amp, _dry_run_device(device), int(batch))
+
+
+def estimate_layer_buffers(settings: VolumeNetSettings, shape: Sequence[int], *, batch: int = 1, amp: bool = False,
+                           device: str | torch.device = "cpu", max_voxels: int = LAYER_BUFFER_DRY_RUN_VOXELS) -> dict[str, Any]:
+    """:func:`measure_layer_buffers` at ``shape`` when the batch has at most ``max_voxels`` voxels, else at a valid shape of
+    about that size and the same proportions, scaled with the voxel count.
+
+    Returns ``{'bytes', 'probe': the dry run's shape, 'method'}``.
+    """
+    shape = _as_tuple(shape, settings.spatial_dims, "shape")
+    rule = shape_rule(settings)
+    probe = shape
+    if batch * math.prod(shape) > max_voxels:
+        f = (max_voxels / (batch * math.prod(shape))) ** (1 / len(shape))
+        probe = tuple(max(lo, int(n * f) // m * m) for n, m, lo in zip(shape, rule.multiple, rule.minimum))
+    found = measure_layer_buffers(settings, probe, batch=batch, amp=amp, device=device)
+    if probe == shape:
+        return {"bytes": found, "probe": probe, "method": "measured"}
+    return {"bytes": math.ceil(found * math.prod(shape) / math.prod(probe)), "probe": probe, "method": "scaled with the voxel count"}
+
+
 def _counts(settings: VolumeNetSettings) -> tuple[dict[str, int], int]:
     """Parameter counts of the four networks and the element count of one generator's buffers."""
     with torch.device("meta"):
@@ -618,26 +754,147 @@ def _counts(settings: VolumeNetSettings) -> tuple[dict[str, int], int]:
     return counts, buffers
 
 
+# ---------------------------------------------------------------------------------------------- translation
+#: The terms of :func:`translation_memory`: what each buffer is, where the code allocates it, and its bytes per voxel.
+#: "voxel" is a voxel of the volume as given; "padded voxel" one of the volume MONAI works on (each axis at least
+#: the window's); "window voxel" one of a window.
+TRANSLATION_TERMS: dict[str, str] = {
+    "parameters": "both generators' float32 weights (CycleGANModel holds both directions)",
+    "input_volume": "the float32 volume handed to CycleGANModel.translate, alive throughout: 4 B/voxel",
+    "fit_float64_copy": "VolumeScaling.fit: float64 copy of the volume (_foreground_values): 8 B/voxel",
+    "fit_clipped_copy": "foreground_mask: that copy clipped at its 99.9th percentile for Otsu's histogram, float64: 8 B/voxel",
+    "fit_masks": "foreground_mask: the head mask, and binary_fill_holes' inverted mask, seed, output and int8 mask: 5 x 1 B/voxel",
+    "forward_float64": "VolumeScaling.forward: the float64 product x * scale + offset (NumPy reuses the temporary in place): 8 B/voxel",
+    "scaled_volume": "its float32 result, the scaled volume, kept until translate returns: 4 B/voxel",
+    "inferer_input_copy": "translate_volume: the float32 copy handed to MONAI's sliding_window_inference: 4 B/voxel",
+    "padded_input": "MONAI: a padded copy where the volume is smaller than the window along an axis: 4 B/padded voxel (else 0)",
+    "output_map": "MONAI: the float32 output map (returned; a view of it is scaled back): 4 B/padded voxel",
+    "count_map": "MONAI: the float32 count (summed importance weight) map: 4 B/padded voxel",
+    "importance_map": "MONAI: the Gaussian importance weight of a window, float32: 4 B/window voxel",
+    "window_activations": "one generator forward on a batch of windows without gradients: peak of its live tensors (dry runs)",
+    "window_layer_buffers": "the work buffers its layers take beyond those tensors (oneDNN's reordered copies, im2col columns; a profiled dry run)",
+    "previous_window_output": "MONAI: the previous window batch's weighted output, referenced until the next one is computed: 4 B/window voxel",
+    "inverse_float64": "VolumeScaling.inverse: the float64 product: 8 B/voxel",
+    "inverse_result": "its float32 result (then translate's astype copy, while the float64 product is already freed): 4 B/voxel",
+}
+
+#: The phases of CycleGANModel.translate, in order, and the terms alive together at each one's peak besides the
+#: parameters and the input volume (alive throughout). The translation's peak is the largest phase.
+TRANSLATION_PHASES: dict[str, tuple[str, ...]] = {
+    "scaling fit": ("fit_float64_copy", "fit_clipped_copy", "fit_masks"),
+    "scaling forward": ("forward_float64", "scaled_volume"),
+    "sliding windows": ("scaled_volume", "inferer_input_copy", "padded_input", "output_map", "count_map", "importance_map", "window_activations",
+                        "window_layer_buffers", "previous_window_output"),
+    "scaling inverse": ("scaled_volume", "output_map", "inverse_float64", "inverse_result"),
+}
+
+
+def translation_memory(settings: VolumeNetSettings, shape: Sequence[int], window: Sequence[int] | None = None, *, sw_batch_size: int = 1,
+                       reference_side: int = 16, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Memory of translating one volume of ``shape`` as :meth:`~gansim.models.cyclegan_model.CycleGANModel.translate` does, in bytes.
+
+    The steps and what each allocates (read off the code; see :data:`TRANSLATION_TERMS`): the
+    intensity scaling is fitted (:meth:`gansim.io.volumes.VolumeScaling.fit`: float64 copies and
+    masks), the volume is scaled (a float64 product, a float32 result), translated by
+    :func:`gansim.models.volume_inference.translate_volume` (a float32 copy for MONAI, which pads it
+    where the volume is smaller than the window and allocates a float32 output map and count map
+    of the padded size; then one window batch at a time through the generator) and scaled back
+    (a float64 product, a float32 result). Parameters and the input volume are alive throughout;
+    the other buffers of a step are freed before the next, so the peak is the parameters plus
+    the input plus the largest phase (:data:`TRANSLATION_PHASES`). With a single window MONAI
+    allocates its output and count maps after the window's forward pass, so then the phase holds
+    the larger of the activations and those maps (with the window's output).
+
+    Args:
+        settings: the networks (a single-channel volume: ``settings.channels`` must be 1).
+        shape: the volume's spatial shape ``(X, Y, Z)``, as given (any shape).
+        window: the sliding window (a valid generator input); None: the whole volume padded to the
+            nearest valid shape, as one window.
+        sw_batch_size: windows per forward pass (a volume that fits one window makes a batch of one).
+        reference_side, device: as for :func:`estimate_inference_activations` (the window's dry runs,
+            in float32: ``translate`` runs without autocast).
+
+    Returns:
+        ``{'parts': {term: bytes, ..., 'total': bytes}, 'phases': {phase: bytes}, 'peak_phase': name,
+        'window', 'padded_shape' (MONAI's), 'several_windows', 'method' and 'references' (the window's live-tensor dry runs),
+        'buffers_method' and 'buffers_probe' (its layer buffers' dry run)}``.
+        ``parts['total'] = parameters + input_volume + max(phases)``.
+
+    Raises:
+        ConfigError: a bad shape or window, ``sw_batch_size`` < 1, or more than one channel.
+    """
+    dims = settings.spatial_dims
+    if dims != 3 or settings.channels != 1:
+        raise ConfigError(f"translation plans single-channel 3-D volumes (spatial_dims 3, channels 1); got spatial_dims {dims}, channels {settings.channels}")
+    shape = _as_tuple(shape, dims, "shape")
+    if sw_batch_size < 1:
+        raise ConfigError(f"sw_batch_size {sw_batch_size}: expected >= 1")
+    rule = shape_rule(settings)
+    win = valid_shapes_near(shape, settings, k=1)[0].shape if window is None else _as_tuple(window, dims, "window")
+    if not rule.valid(win):
+        near = ", ".join(str(o.shape) for o in valid_shapes_near(win, settings, k=2))
+        raise ConfigError(f"window {win}: not a valid generator input (each axis a multiple of {rule.multiple} and at least {rule.minimum}); "
+                          f"nearest valid: {near}")
+    counts, _ = _counts(settings)
+    found = estimate_inference_activations(settings, win, amp=False, reference_side=reference_side, device=device)
+    # MONAI pads an axis shorter than the window up to the window (and only then); it slides over the rest
+    padded = tuple(max(n, w) for n, w in zip(shape, win))
+    voxels, padded_voxels, window_voxels = math.prod(shape), math.prod(padded), math.prod(win)
+    several = padded != win
+    per_forward = sw_batch_size if several else 1  # a single window makes a batch of one
+    buffers = estimate_layer_buffers(settings, win, batch=per_forward, device=device)
+    parts = {
+        "parameters": 4 * (counts["G_AB"] + counts["G_BA"]),
+        "input_volume": 4 * voxels,
+        "fit_float64_copy": 8 * voxels,
+        "fit_clipped_copy": 8 * voxels,
+        "fit_masks": 5 * voxels,
+        "forward_float64": 8 * voxels,
+        "scaled_volume": 4 * voxels,
+        "inferer_input_copy": 4 * voxels,
+        "padded_input": 4 * padded_voxels if padded != shape else 0,
+        "output_map": 4 * padded_voxels,
+        "count_map": 4 * padded_voxels,
+        "importance_map": 4 * window_voxels,
+        "window_activations": found["peak"] * per_forward,
+        "window_layer_buffers": buffers["bytes"],
+        "previous_window_output": 4 * window_voxels * per_forward if several else 0,
+        "inverse_float64": 8 * voxels,
+        "inverse_result": 4 * voxels,
+    }
+    phases = {name: sum(parts[t] for t in terms) for name, terms in TRANSLATION_PHASES.items()}
+    if not several:
+        # one window: the output and count maps appear after its forward pass, beside the window's output only
+        forward = parts["window_activations"] + parts["window_layer_buffers"]
+        maps = parts["output_map"] + parts["count_map"] + 4 * window_voxels
+        phases["sliding windows"] += max(forward, maps) - forward - parts["output_map"] - parts["count_map"]
+    peak_phase = max(phases, key=lambda k: phases[k])
+    parts["total"] = parts["parameters"] + parts["input_volume"] + phases[peak_phase]
+    return {"parts": parts, "phases": phases, "peak_phase": peak_phase, "window": win, "padded_shape": padded, "several_windows": several,
+            "method": found["method"], "references": found["references"], "buffers_method": buffers["method"], "buffers_probe": buffers["probe"]}
+
+
 def memory_plan(settings: VolumeNetSettings, shape: Sequence[int], batch: int = 1, *, training: bool = True, amp: bool = False,
                 optimizer: str = "adam", patch: Sequence[int] | None = None, momentum: bool = False, ema: bool = True,
                 pool_size: int = 50, identity: bool = True, checkpointing: bool = False, reference_side: int = 16,
-                device: str | torch.device = "cpu") -> dict[str, Any]:
+                device: str | torch.device = "cpu", window: Sequence[int] | None = None) -> dict[str, Any]:
     """Memory of training a CycleGAN on volumes of ``shape`` and of translating one, in bytes.
 
     Args:
         settings: the networks.
-        shape: the volumes' spatial shape; padded to the nearest valid shape for whole-volume inference
-            (and for training when no ``patch`` is given).
-        batch: patches (volumes) per step; also the windows per forward in inference.
-        training: include the training step (else only inference; ``total`` is then inference's).
+        shape: the volumes' spatial shape; padded to the nearest valid shape for one forward pass on the whole
+            volume (and for training when no ``patch`` is given); translated as given.
+        batch: patches (volumes) per step; also the windows per forward in inference and translation.
+        training: include the training step (else only inference; ``total`` is then the translation's).
         amp: bfloat16 autocast (16-bit activations where autocast uses them; 32-bit master weights).
             The dry runs then compute in bfloat16, which is slow on CPUs without native support
             (the default networks: about 4.5 min on one core of an AMD EPYC, against 12 s without
             ``amp``); ``device='cuda'`` makes them fast.
         optimizer: ``'adam'``/``'adamw'`` (2 states per parameter), ``'rmsprop'`` (1), ``'sgd'`` (0);
             ``momentum`` adds one for RMSprop and SGD.
-        patch: training patch shape (must be valid for the generators and the critic); inference
-            is then also planned for sliding windows of this shape.
+        patch: training patch shape (must be valid for the generators and the critic).
+        window: the sliding window of translation (a valid generator input); default ``patch`` (as
+            ``inference.window: null`` means), else the whole volume padded to a valid shape as one window.
         ema: the training loop keeps an EMA copy of both generators.
         pool_size: images kept per domain by the image pool.
         identity: the identity terms are on (two more generator passes).
@@ -649,10 +906,14 @@ def memory_plan(settings: VolumeNetSettings, shape: Sequence[int], batch: int = 
             kernels, and much faster with ``amp``).
 
     Returns:
-        a dict: ``parameters`` (counts per network); ``training`` (None without ``training``),
-        ``inference`` and, with a patch, ``inference_window``, each mapping its parts to bytes with
-        a ``total``; the shapes used and their padding; ``total`` (training's, or inference's
-        without ``training``); ``assumptions`` (a list of sentences).
+        a dict: ``parameters`` (counts per network); ``training`` (None without ``training``);
+        ``inference`` (one generator forward on the whole padded volume) and ``inference_window``
+        (one forward on a batch of windows; None without a window); ``translation`` (translating the
+        volume as ``gansim translate`` does, :func:`translation_memory`: its terms, each in
+        :data:`TRANSLATION_TERMS`; None for multi-channel or 2-D networks) with
+        ``translation_phases`` and ``translation_peak_phase``; each maps its parts to bytes with a
+        ``total``; the shapes used and their padding; ``total`` (training's, or without
+        ``training`` the translation's, else inference's); ``assumptions`` (a list of sentences).
     """
     dims = settings.spatial_dims
     shape = _as_tuple(shape, dims, "shape")
@@ -663,13 +924,18 @@ def memory_plan(settings: VolumeNetSettings, shape: Sequence[int], batch: int = 
     if pool_size < 0:
         raise ConfigError(f"pool_size {pool_size}: expected >= 0")
     rule = shape_rule(settings)
-    window = None
+    train_patch = None
     if patch is not None:
-        window = _as_tuple(patch, dims, "patch")
-        if not rule.valid(window, training=True):
-            near = ", ".join(str(o.shape) for o in valid_shapes_near(window, settings, k=2, training=True))
-            raise ConfigError(f"patch {window}: not a valid training patch (each axis a multiple of {rule.multiple} and at least "
+        train_patch = _as_tuple(patch, dims, "patch")
+        if not rule.valid(train_patch, training=True):
+            near = ", ".join(str(o.shape) for o in valid_shapes_near(train_patch, settings, k=2, training=True))
+            raise ConfigError(f"patch {train_patch}: not a valid training patch (each axis a multiple of {rule.multiple} and at least "
                               f"{rule.training_minimum}); nearest valid: {near}")
+    window = train_patch if window is None else _as_tuple(window, dims, "window")
+    if window is not None and not rule.valid(window):
+        near = ", ".join(str(o.shape) for o in valid_shapes_near(window, settings, k=2))
+        raise ConfigError(f"window {window}: not a valid generator input (each axis a multiple of {rule.multiple} and at least "
+                          f"{rule.minimum}); nearest valid: {near}")
     counts, g_buffers = _counts(settings)
     g_params, all_params = counts["G_AB"] + counts["G_BA"], sum(counts.values())
     voxel_bytes = 4 * settings.channels  # one float32 image voxel
@@ -677,24 +943,33 @@ def memory_plan(settings: VolumeNetSettings, shape: Sequence[int], batch: int = 
     plan: dict[str, Any] = {
         "settings": settings.model_dump(), "shape": shape, "batch": batch, "amp": amp, "optimizer": optimizer,
         "multiple": rule.multiple, "minimum": rule.minimum, "training_minimum": rule.training_minimum,
-        "infer_shape": infer.shape, "infer_pads": infer.pads, "window": window, "parameters": counts, "device": str(device),
+        "infer_shape": infer.shape, "infer_pads": infer.pads, "patch": train_patch, "window": window, "parameters": counts, "device": str(device),
     }
 
     def inference(at: tuple[int, ...]) -> dict[str, Any]:
         found = estimate_inference_activations(settings, at, amp=amp, reference_side=reference_side, device=device)
-        parts = {"parameters": 4 * counts["G_AB"], "activations": found["peak"] * batch}
+        buffers = estimate_layer_buffers(settings, at, batch=batch, amp=amp, device=device)
+        parts = {"parameters": 4 * counts["G_AB"], "activations": found["peak"] * batch, "layer_buffers": buffers["bytes"]}
         if amp:
             parts["autocast_weights"] = 2 * counts["G_AB"]
         parts["total"] = sum(parts.values())
         plan.setdefault("methods", {})[f"inference {at}"] = (found["method"], found["references"])
+        plan["methods"][f"inference {at}, layer buffers"] = (buffers["method"], (buffers["probe"],))
         return parts
 
     plan["inference"] = inference(infer.shape)
     plan["inference_window"] = inference(window) if window is not None else None
+    plan["translation"] = plan["translation_phases"] = plan["translation_peak_phase"] = None
+    if dims == 3 and settings.channels == 1:
+        tr = translation_memory(settings, shape, window, sw_batch_size=batch, reference_side=reference_side, device=device)
+        plan["translation"], plan["translation_phases"], plan["translation_peak_phase"] = tr["parts"], tr["phases"], tr["peak_phase"]
+        plan["translation_window"], plan["translation_padded_shape"] = tr["window"], tr["padded_shape"]
+        plan["methods"][f"translation windows {tr['window']}"] = (tr["method"], tr["references"])
+        plan["methods"][f"translation windows {tr['window']}, layer buffers"] = (tr["buffers_method"], (tr["buffers_probe"],))
     plan["training"] = None
     if training:
-        if window is not None:
-            train_shape, train_pads = window, tuple((0, 0) for _ in range(dims))
+        if train_patch is not None:
+            train_shape, train_pads = train_patch, tuple((0, 0) for _ in range(dims))
         else:
             option = valid_shapes_near(shape, settings, k=1, training=True)[0]
             train_shape, train_pads = option.shape, option.pads
@@ -718,23 +993,34 @@ def memory_plan(settings: VolumeNetSettings, shape: Sequence[int], batch: int = 
         plan["train_shape"], plan["train_pads"] = train_shape, train_pads
         plan["activations_by_phase"] = {k: acts[k] * batch for k in ("G", "D", "recompute") if k in acts}
         plan["methods"][f"training {train_shape}"] = (acts["method"], acts["references"])
-    plan["total"] = plan["training"]["total"] if training else plan["inference"]["total"]
-    plan["assumptions"] = _assumptions(amp, identity, checkpointing, training)
+    plan["total"] = plan["training"]["total"] if training else (plan["translation"] or plan["inference"])["total"]
+    plan["assumptions"] = _assumptions(amp, identity, checkpointing, training, plan["translation"] is not None)
     return plan
 
 
-def _assumptions(amp: bool, identity: bool, checkpointing: bool, training: bool) -> list[str]:
+def _assumptions(amp: bool, identity: bool, checkpointing: bool, training: bool, translation: bool = False) -> list[str]:
     out = [
         "activations are measured by forward-only dry runs with batch 1 and multiplied by the batch (instance norm "
         "works per sample); for a shape larger than the dry runs', each tensor's size along each axis is extrapolated as an "
         "affine function of the input's size (exact for convolutions, transposed convolutions and padding on valid shapes; "
         "otherwise close to proportional to the voxel count)",
         "parameters, gradients, optimiser state and the EMA are float32; the gradients of all four networks stay allocated between steps",
-        "inference: one generator forward without gradients; live tensors are the input, the output and every layer's inputs and "
-        "outputs; temporaries inside a single layer are not seen",
-        "not counted: the CUDA context and kernels (about 0.3-1 GiB), cuDNN/convolution work buffers, allocator fragmentation "
-        "(leave 10-20 % headroom), DistributedDataParallel's gradient buckets (one more copy of the gradients)",
+        "inference: one generator forward without gradients; activations: the peak of live tensors (the input, the output and every "
+        "layer's inputs and outputs); layer buffers: what the layers take from the allocator beyond them (oneDNN's reordered copies, "
+        "im2col columns, cuDNN workspaces), the allocator's peak in a profiled dry run at the shape and batch minus the live tensors' peak there "
+        f"(shapes above {LAYER_BUFFER_DRY_RUN_VOXELS} voxels: measured at a smaller shape of the same proportions and scaled with the "
+        "voxel count, approximate: kernels change with the sizes)",
+        "not counted: the CUDA context and kernels (about 0.3-1 GiB), the library code a first forward pass maps in (CPU), convolution "
+        "work buffers in training, allocator fragmentation (leave 10-20 % headroom), DistributedDataParallel's gradient buckets "
+        "(one more copy of the gradients)",
     ]
+    if translation:
+        out.append("translation: CycleGANModel.translate as the code allocates it, counted phase by phase (scaling fit, scaling "
+                   "forward, sliding windows, scaling inverse); its peak is the parameters and the input volume plus the largest "
+                   "phase; windows run in float32 (translate uses no autocast); the window activations include the window's input, "
+                   "which is a view of MONAI's input when one window goes per forward; on a GPU the parameters, the window "
+                   "activations and the importance map are device memory and every volume-sized buffer host memory (MONAI "
+                   "accumulates on the CPU); reading and writing the files (gansim translate) are not counted")
     if training:
         out.append("training activations: the larger of the generator step (both generators for fakes, reconstructions"
                    f"{' and identities' if identity else ''}; both critics, frozen, on the fakes) and the critic step (both critics on real "
@@ -791,9 +1077,35 @@ def format_plan(plan: dict[str, Any]) -> str:
     table(f"inference, whole volume: {_shape(plan['infer_shape'])}{pads}, one generator, batch {plan['batch']}, {precision}", plan["inference"])
     if plan.get("inference_window"):
         table(f"inference, sliding windows of {_shape(plan['window'])}, {plan['batch']} per forward, {precision}", plan["inference_window"])
+    if plan.get("translation"):
+        _translation_lines(plan, lines)
     lines.append("how activations were found:")
-    lines += [f"  {what}: {method}" + ("" if len(refs) == 1 else f" from dry runs at {' and '.join(_shape(r) for r in refs)}")
+    lines += [f"  {what}: {method}" + ("" if method == "measured" else f" from dry run{'s' if len(refs) > 1 else ''} at {' and '.join(_shape(r) for r in refs)}")
               for what, (method, refs) in plan["methods"].items()]
     lines.append("assumptions:")
     lines += [f"  - {a}" for a in plan["assumptions"]]
     return "\n".join(lines)
+
+
+def _translation_lines(plan: dict[str, Any], lines: list[str]) -> None:
+    """The translation's terms, phase by phase, each with what it is (:data:`TRANSLATION_TERMS`)."""
+    parts, phases, peak = plan["translation"], plan["translation_phases"], plan["translation_peak_phase"]
+    padded = plan["translation_padded_shape"]
+    monai = "" if tuple(padded) == tuple(plan["shape"]) else f"; MONAI pads it to {_shape(padded)}"
+    lines.append(f"translation of one {_shape(plan['shape'])} volume (CycleGANModel.translate, gansim translate): sliding windows of "
+                 f"{_shape(plan['translation_window'])}, {plan['batch']} per forward, float32{monai}")
+
+    def line(key: str, indent: int) -> None:
+        lines.append(f"{' ' * indent}{key.replace('_', ' '):<{26 - indent}}{_size(parts[key]):>12}   {TRANSLATION_TERMS[key]}")
+
+    line("parameters", 2)
+    line("input_volume", 2)
+    for name, terms in TRANSLATION_PHASES.items():
+        mark = "   <- the peak" if name == peak else ""
+        lines.append(f"  {'phase ' + repr(name):<24}{_size(phases[name]):>12}{mark}")
+        for key in terms:
+            line(key, 4)
+        if phases[name] != sum(parts[k] for k in terms):
+            lines.append("    (one window: MONAI allocates the output and count maps after its forward pass, so the phase holds the larger "
+                         "of the window activations and those maps with the window's output)")
+    lines.append(f"  {'total':<24}{_size(parts['total']):>12}   parameters + input volume + the largest phase ({peak!r})")
