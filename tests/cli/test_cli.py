@@ -365,3 +365,20 @@ def test_train_accepts_gaga_phsp_options(gaussian_npy: Path, tmp_path: Path) -> 
     path.write_text(json.dumps(options))
     code, output = _run("train", gaussian_npy, path, "-o", tmp_path / "r2")
     assert code == 2 and "g_dimm" in output and "g_dim" in output and "GP_SquareHinge" in output
+
+
+def test_warnings_reach_the_user_as_plain_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    from gansim.cli.main import _plain_warnings
+
+    saved = warnings.showwarning
+    try:
+        _plain_warnings()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("data/test: 2 of 2 pairs have different names", stacklevel=1)
+    finally:
+        warnings.showwarning = saved
+    err = capsys.readouterr().err
+    assert "warning: data/test: 2 of 2 pairs have different names" in err and "warnings.warn" not in err and ".py:" not in err

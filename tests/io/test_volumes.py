@@ -485,6 +485,11 @@ def test_pair_by_name(tmp_path: Path) -> None:
     c = _touch_volumes(tmp_path / "otherB", ["sub-01_T2w.nii.gz", "sub-03_T2w.nii.gz"])
     with pytest.warns(UserWarning, match=r"1 of 2 pairs .*sub-02_T1w.nii.gz with sub-03_T2w.nii.gz"):
         pair_volumes(a, c)
+    # one odd name on one side (so its names share no prefix) flags only its own pair
+    d = _touch_volumes(tmp_path / "oddB", ["ing01.nii.gz", "zzz.nii.gz"])
+    e = _touch_volumes(tmp_path / "oddA", ["ing01.nii.gz", "ing02.nii.gz"])
+    with pytest.warns(UserWarning, match=r"1 of 2 pairs .*ing02.nii.gz with zzz.nii.gz"):
+        pair_volumes(e, d)
     with pytest.raises(DataError, match=r"data/train: 2 A volumes but 3 B volumes"):
         pair_volumes(a, b + c[:1], source="data/train")
     with pytest.raises(ConfigError, match="pairing 'order'"):

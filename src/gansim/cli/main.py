@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from gansim.cli.text import number
 from gansim.errors import GansimError
 
 app = typer.Typer(
@@ -102,12 +103,12 @@ def detect_family(data: Path) -> str:
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Argument(help="training data: a phase space (.root, .npy, .npz, .mcpl, .IAEAphsp), showers (CaloGAN or CaloChallenge HDF5, .h5; dataset 1 with --set data.binning_xml=FILE) or labelled slices (a PACGAN-layout folder: NIfTI [W,H,C,N] + labels.csv)")],
+    data: Annotated[Path, typer.Argument(help="training data: a phase space (.root, .npy, .npz, .mcpl, .IAEAphsp), showers (CaloGAN or CaloChallenge HDF5, .h5; dataset 1 with --set data.binning_xml=FILE), labelled slices (a PACGAN-layout folder: NIfTI [W,H,C,N] + labels.csv) or volumes (a folder with trainA/ and trainB/, optionally testA/ and testB/, of .nii.gz, .nii, .mha, .mhd or .nrrd: a 3-D CycleGAN)")],
     config: Annotated[Optional[Path], typer.Argument(help="JSON config: gansim's, a gaga-phsp JSON or PACGAN's config.json (translated); omitted: defaults")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="run directory")] = Path("run"),
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in OUTPUT from its latest checkpoint")] = False,
     force: Annotated[bool, typer.Option("--force", help="start over in a non-empty OUTPUT")] = False,
-    family: Annotated[Optional[str], typer.Option("--family", help="force the family: phsp, calogan (faithful CaloGAN), showergan (modern shower GAN) or pacgan (labelled slices); default from the data (and a shower config's 'family')")] = None,
+    family: Annotated[Optional[str], typer.Option("--family", help="force the family: phsp, calogan (faithful CaloGAN), showergan (modern shower GAN), pacgan (labelled slices) or cyclegan (volumes: trainA/, trainB/); default from the data (and a shower config's 'family')")] = None,
     keys: Annotated[Optional[str], typer.Option("--keys", help="generated columns, comma separated")] = None,
     cond_keys: Annotated[Optional[str], typer.Option("--cond-keys", help="condition columns, comma separated")] = None,
     total_rows: Annotated[Optional[int], typer.Option("--total-rows", help="train until this many rows were seen")] = None,
@@ -586,19 +587,21 @@ def _read_sample(path: Path, columns: list[str] | None, target: int, seed: int) 
 def translate(
     model: Annotated[Path, typer.Argument(help="a CycleGAN model directory (e.g. RUN/model)")],
     source: Annotated[Path, typer.Argument(help="a volume (.nii.gz, .nii, .mha, .nrrd ...) or a folder of them")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="output file (for one volume) or folder (names kept whole)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help=(
+        "output file (for one volume; an existing folder: the volume keeps its name in it) or folder (for a folder: names kept whole); "
+        "never one of the inputs"))],
     direction: Annotated[str, typer.Option("--direction", help="A2B (e.g. T1w to T2w) or B2A")] = "A2B",
     overlap: Annotated[Optional[float], typer.Option("--overlap", min=0.0, max=0.95, help="overlap of sliding windows (default: the model's)")] = None,
     sw_batch_size: Annotated[Optional[int], typer.Option("--sw-batch-size", min=1, help="windows per forward pass")] = None,
     device: Annotated[str, typer.Option("--device")] = "auto",
-    force: Annotated[bool, typer.Option("--force", help="overwrite outputs")] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite existing outputs (never an input)")] = False,
 ) -> None:
     """Translate volumes with a CycleGAN model: the output on the input's grid, with its header, affine and sform/qform codes."""
     try:
         from gansim.cli.volumes import translate_cmd
 
         translate_cmd(model, source, output, direction=direction, device=device, overlap=overlap, sw_batch_size=sw_batch_size, force=force,
-                      say=lambda m: out.print(m, highlight=False, markup=False))
+                      say=lambda m: out.print(m, highlight=False, markup=False), log=lambda m: console.print(m, highlight=False, markup=False))
     except GansimError as err:
         _fail(err)
 
@@ -688,9 +691,9 @@ def _print_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
     from gansim.io.phsp.columns import unit_of
 
-    training = manifest.get("training", {})
-    data = training.get("data", {})
-    arch = manifest.get("architecture", {})
+    training = manifest.get("training") or {}  # `or`: a key stored as null counts as missing
+    data = training.get("data") or {}
+    arch = manifest.get("architecture") or {}
     table = Table(title=Text(str(path)), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
@@ -707,16 +710,25 @@ def _print_manifest(path: Path, manifest: dict[str, Any]) -> None:
             add(field, value)
         out.print(table)
         return
+    if manifest.get("family") == "cyclegan":
+        from gansim.cli.volumes import cyclegan_info_rows
+
+        for field, value in cyclegan_info_rows(manifest):
+            add(field, value)
+        out.print(table)
+        return
     if manifest.get("family") != "phsp":
-        # other families: their layout, architecture settings and training facts as they are stored
+        # other families (the shower ones): their layout, architecture settings and training facts as they are
+        # stored; a key a manifest lacks shows '?' rather than failing
         add("layout", str(manifest.get("layout")))
         add("architecture", json.dumps(arch))
         if data:
-            split = data.get("split", {})
-            add("training data", f"{data.get('path')} ({data.get('showers_in_file'):,} showers, {data.get('duplicates')} duplicates, sha256 {str(data.get('sha256'))[:16]}…)")
+            split = data.get("split") or {}
+            add("training data", f"{data.get('path')} ({number(data.get('showers_in_file'), ',')} showers, {data.get('duplicates', '?')} duplicates, "
+                                 f"sha256 {str(data.get('sha256'))[:16]}…)")
             add("split", f"{split.get('rows')} (seed {split.get('seed')})")
         if training:
-            add("training", f"{training.get('rows_seen'):,} showers seen in {training.get('wall_time_s', 0):.0f} s")
+            add("training", f"{number(training.get('rows_seen'), ',')} showers seen in {number(training.get('wall_time_s'), '.0f')} s")
         if manifest.get("metrics"):
             add("metrics", _shower_metrics_line(manifest["metrics"]))
         out.print(table)
@@ -733,11 +745,11 @@ def _print_manifest(path: Path, manifest: dict[str, Any]) -> None:
             add(name, f"{a.get('kind')} {a.get('depth')}×{a.get('width')} {a.get('activation')}" + (" spectral-norm" if a.get("spectral_norm") else ""))
     add("transforms", ", ".join(f"{s['kind']}({','.join(s['columns'])})" for s in manifest.get("transforms", {}).get("x", {}).get("steps", [])))
     if data:
-        add("training data", f"{data.get('path')} ({data.get('format')}, {data.get('rows'):,} rows, sha256 {str(data.get('sha256'))[:16]}…)")
-        val = data.get("validation", {})
-        add("held out", f"{data.get('heldout_rows'):,} rows (fraction {val.get('fraction')}, seed {val.get('seed')})")
+        add("training data", f"{data.get('path')} ({data.get('format')}, {number(data.get('rows'), ',')} rows, sha256 {str(data.get('sha256'))[:16]}…)")
+        val = data.get("validation") or {}
+        add("held out", f"{number(data.get('heldout_rows'), ',')} rows (fraction {val.get('fraction')}, seed {val.get('seed')})")
     if training:
-        add("training", f"{training.get('rows_seen'):,} rows seen in {training.get('wall_time_s', 0):.0f} s on {training.get('device')} × {training.get('processes')}")
+        add("training", f"{number(training.get('rows_seen'), ',')} rows seen in {number(training.get('wall_time_s'), '.0f')} s on {training.get('device')} × {training.get('processes')}")
     if manifest.get("metrics"):
         add("metrics", json.dumps(manifest["metrics"])[:400])
     out.print(table)
@@ -824,8 +836,8 @@ def data_cmd(
     classes: Annotated[Optional[int], typer.Option("--classes", min=2, help="brain-slices: number of classes (class k has k/(K-1) of the Alzheimer-like effect)")] = None,
     size: Annotated[Optional[int], typer.Option("--size", help="brain-slices: image side in pixels (a power of 2)")] = None,
     effect: Annotated[Optional[float], typer.Option("--effect", min=0.0, help="brain-slices: strength of the Alzheimer-like effect (1: the default)")] = None,
-    subjects: Annotated[Optional[int], typer.Option("--subjects", min=1, help="brain-slices: training subjects per class")] = None,
-    test_subjects: Annotated[Optional[int], typer.Option("--test-subjects", min=1, help="brain-slices: test subjects per class")] = None,
+    subjects: Annotated[Optional[int], typer.Option("--subjects", min=1, help="brain-slices: training subjects per class (default 40); brain-volumes: training subjects per domain (default 8)")] = None,
+    test_subjects: Annotated[Optional[int], typer.Option("--test-subjects", min=0, help="brain-slices: test subjects per class (>= 1, default 15); brain-volumes: test subjects (default 2; 0: no testA/testB)")] = None,
     slices_per_subject: Annotated[Optional[int], typer.Option("--slices-per-subject", min=1, help="brain-slices: axial slices per subject")] = None,
     preset: Annotated[Optional[str], typer.Option("--preset", help="brain-volumes: 'default' (72×88×64 at 2.5×2.5×3 mm) or 'full' (182×218×182 at 1 mm)")] = None,
     unpaired: Annotated[bool, typer.Option("--unpaired", help="brain-volumes: trainA and trainB from different subjects")] = False,
@@ -852,13 +864,16 @@ def data_cmd(
                 raise GansimError("-o/--output is required (a folder; trainA/, trainB/, testA/, testB/ go into it)")
             if any(v is not None for k, v in slice_options.items() if k not in ("train_subjects_per_class", "test_subjects_per_class")):
                 raise GansimError("--classes, --size (a number), --effect and --slices-per-subject are brain-slices options; brain-volumes takes --subjects, --test-subjects, --preset, --unpaired")
-            write_brain_volumes_cmd(output, seed=seed, force=force, n_train=subjects, n_test=test_subjects, size=preset, unpaired=unpaired,
+            write_brain_volumes_cmd(output, seed=seed, force=force, n_train=subjects, n_test=test_subjects, preset=preset, unpaired=unpaired,
                                     say=lambda m: out.print(m, highlight=False, markup=False))
             return
         if preset is not None or unpaired:
             raise GansimError("--preset and --unpaired are options of the brain-volumes data set")
         if name == "brain-slices":
             from gansim.cli.slices import write_brain_slices_cmd
+
+            if test_subjects == 0:
+                raise GansimError("--test-subjects 0: brain-slices needs at least 1 test subject per class (0, no test set, is for brain-volumes)")
 
             if output is None:
                 raise GansimError("-o/--output is required (a folder; train/ and test/ go into it)")
@@ -1032,9 +1047,20 @@ def _exit_on_sigterm() -> None:
         pass
 
 
+def _plain_warnings() -> None:
+    """Show Python warnings to the command line's user as ``warning: ...`` lines (not with the source line that raised them)."""
+    import warnings
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+        console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
     """Entry point of ``python -m gansim`` and the ``gansim`` script."""
     _exit_on_sigterm()
+    _plain_warnings()
     app()
 
 

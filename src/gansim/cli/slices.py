@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gansim.cli.text import number
 from gansim.errors import ConfigError, DataError, GansimError
 
 __all__ = ["pacgan_info_rows", "is_slice_data", "train_slices", "generate_slices", "classify_slices", "write_brain_slices_cmd", "parse_per_class"]
@@ -293,10 +294,10 @@ def pacgan_info_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     if data:
         split = data.get("split", {})
-        rows.append(("training data", f"{data.get('image_file')} ({data.get('images'):,} slices, per class {data.get('class_counts')}, sha256 {str(data.get('sha256'))[:16]}…)"))
+        rows.append(("training data", f"{data.get('image_file')} ({number(data.get('images'), ',')} slices, per class {data.get('class_counts')}, sha256 {str(data.get('sha256'))[:16]}…)"))
         rows.append(("split", f"{split.get('mode')}: {split.get('images')} images, {split.get('subjects')} subjects (fold {split.get('fold')} of {split.get('n_folds')}, seed {split.get('seed')})"))
     if training:
-        rows.append(("training", f"{training.get('rows_seen'):,} images seen in {training.get('wall_time_s', 0):.0f} s × {training.get('processes')} process(es); "
+        rows.append(("training", f"{number(training.get('rows_seen'), ',')} images seen in {number(training.get('wall_time_s'), '.0f')} s × {training.get('processes')} process(es); "
                                  f"weights: {training.get('weights')}; best epochs per level {training.get('best_epochs')}"))
     metrics = manifest.get("metrics") or {}
     auc = (metrics.get("classifier") or {}).get("auc")

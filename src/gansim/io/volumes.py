@@ -37,7 +37,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -62,6 +62,7 @@ __all__ = [
     "SPLITS",
     "check_same_grid",
     "find_volume_sets",
+    "volume_files",
     "pair_volumes",
     "pairs_csv_has_splits",
     "resolve_pairs_csv",
@@ -717,10 +718,10 @@ class VolumeScaling:
 # --------------------------------------------------------------------------------- data sets
 
 
-def _volume_files(folder: Path) -> list[Path]:
-    """The volume files of a folder, sorted by name (dot files, temporaries, and .raw data files skipped)."""
+def volume_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The volume files of a folder, sorted by name (dot files, temporaries, other files and .raw data files skipped)."""
     out = []
-    for p in folder.iterdir():
+    for p in Path(folder).iterdir():
         if p.name.startswith(".") or not p.is_file():
             continue
         try:
@@ -756,21 +757,27 @@ def find_volume_sets(root: str | os.PathLike[str]) -> dict[str, dict[str, list[P
                 raise DataError(f"{folders[side]}: folder not found; a {split} set needs {split}A/ and {split}B/. {root} holds: {_listing(root)}")
         sets[split] = {}
         for side, folder in folders.items():
-            files = _volume_files(folder)
+            files = volume_files(folder)
             if not files:
                 raise DataError(f"{folder}: no volume file ({', '.join(VOLUME_SUFFIXES)}); it holds: {_listing(folder)}")
             sets[split][side] = files
     return sets
 
 
-def _varying_part(stems: list[str]) -> list[str]:
-    """Each stem less the prefix and suffix all the stems share ('sub-01_T1w' -> '1' among 'sub-0?_T1w')."""
+def _varying_part(stems: list[str]) -> tuple[list[str], Callable[[str], str]]:
+    """Each stem less the prefix and suffix all the stems share ('sub-01_T1w' -> '1' among 'sub-0?_T1w'),
+    and the function that strips that prefix and suffix from another name (where it has them)."""
     if len(stems) < 2:
-        return ["" for _ in stems]
-    prefix = len(os.path.commonprefix(stems))
-    rests = [s[prefix:] for s in stems]
-    suffix = len(os.path.commonprefix([r[::-1] for r in rests]))
-    return [r[: len(r) - suffix] for r in rests]
+        return ["" for _ in stems], lambda name: ""
+    prefix = os.path.commonprefix(stems)
+    rests = [s[len(prefix):] for s in stems]
+    suffix = os.path.commonprefix([r[::-1] for r in rests])[::-1]
+
+    def strip(name: str) -> str:
+        name = name[len(prefix):] if name.startswith(prefix) else name
+        return name[: len(name) - len(suffix)] if suffix and name.endswith(suffix) else name
+
+    return [strip(s) for s in stems], strip
 
 
 def pair_volumes(
@@ -814,9 +821,11 @@ def pair_volumes(
         a, b = sorted(a, key=lambda p: p.name), sorted(b, key=lambda p: p.name)
         if len(a) != len(b):
             raise DataError(f"{source}: {len(a)} A volumes but {len(b)} B volumes; paired data need one B per A (or use pairing 'unpaired' or 'csv')")
-        va = _varying_part([split_name(p)[0] for p in a])
-        vb = _varying_part([split_name(p)[0] for p in b])
-        differ = [i for i in range(len(a)) if va[i] != vb[i]]
+        sa, sb = [split_name(p)[0] for p in a], [split_name(p)[0] for p in b]
+        (va, fa), (vb, fb) = _varying_part(sa), _varying_part(sb)
+        # a pair looks right when the varying parts agree, or one name less the other side's shared
+        # prefix and suffix is the other's varying part (a side with one odd name shares no prefix)
+        differ = [i for i in range(len(a)) if va[i] != vb[i] and fa(sb[i]) != va[i] and fb(sa[i]) != vb[i]]
         if differ:
             i = differ[0]
             warnings.warn(f"{source}: {len(differ)} of {len(a)} pairs by name order have different names, e.g. {a[i].name} with {b[i].name}; check the pairing (or give a csv)", stacklevel=2)
