@@ -64,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cyclegan_speed import (  # noqa: E402
     MIB,
     child_env,
+    describe_machine,
     cyclegan_config,
     import_gansim,
     make_loop,
@@ -72,7 +73,7 @@ from cyclegan_speed import (  # noqa: E402
     peak_mib,
     rss_mib,
 )
-from pacgan_speed import machine, run_child, sgemm_gflops  # noqa: E402
+from pacgan_speed import run_child  # noqa: E402
 
 DEFAULT_CASES = ["train/resnet/24/2", "train/resnet/32/1", "train/resnet/64/1", "train/unet/48/1", "train/resnet/32/1/ckpt",
                  "infer/resnet/64/1", "infer/resnet/128/1", "infer/resnet/184x220x184/1", "infer/unet/128/1"]
@@ -333,10 +334,7 @@ def main() -> None:
     cases = [Case.parse(c) for c in (args.cases or (QUICK_CASES if args.quick else DEFAULT_CASES))]
     device = torch.device(args.device)
     env = child_env(args.threads)
-    info = machine()
-    info["sgemm_gflops"] = sgemm_gflops(device)
-    print(f"machine: {info['cpu']}, {info['cores']} cores usable, torch {info['torch']}, {info['threads']} threads, device {device}"
-          + (f" ({info['cuda']})" if device.type == "cuda" else "") + f"; 2048² float32 matmul {info['sgemm_gflops']:.1f} GFLOP/s", flush=True)
+    info = describe_machine(device)
     if device.type == "cuda":
         print("compared: the plan's total against torch.cuda.max_memory_allocated of a fresh process per case", flush=True)
     else:

@@ -232,6 +232,15 @@ def child_env(threads: int) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
+def describe_machine(device: torch.device) -> dict[str, Any]:
+    """The machine (CPU, cores, torch, threads, how busy: a matrix product's GFLOP/s), printed as one line and returned."""
+    info = machine()
+    info["sgemm_gflops"] = sgemm_gflops(device)
+    print(f"machine: {info['cpu']}, {info['cores']} cores usable, torch {info['torch']}, {info['threads']} threads, device {device}"
+          + (f" ({info['cuda']})" if device.type == "cuda" else "") + f"; 2048² float32 matmul {info['sgemm_gflops']:.1f} GFLOP/s", flush=True)
+    return info
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -257,10 +266,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     env = child_env(args.threads)
-    info = machine()
-    info["sgemm_gflops"] = sgemm_gflops(device)
-    print(f"machine: {info['cpu']}, {info['cores']} cores usable, torch {info['torch']}, {info['threads']} threads, device {device}"
-          + (f" ({info['cuda']})" if device.type == "cuda" else "") + f"; 2048² float32 matmul {info['sgemm_gflops']:.1f} GFLOP/s", flush=True)
+    info = describe_machine(device)
     configs = {p: cyclegan_config(p, generator=args.generator, batch=args.batch, device=args.device) for p in args.patches}  # refuses bad patches first
     cfg0 = configs[args.patches[0]]
     m = cfg0.model

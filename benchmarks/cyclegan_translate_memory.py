@@ -50,8 +50,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cyclegan_speed import MIB, child_env, sync  # noqa: E402
-from pacgan_speed import machine, run_child, sgemm_gflops  # noqa: E402
+from cyclegan_speed import MIB, child_env, describe_machine, sync  # noqa: E402
+from pacgan_speed import run_child  # noqa: E402
 
 DEFAULT_SHAPES = [(182, 218, 182), (256, 256, 256)]
 QUICK_SHAPES = [(70, 76, 66)]
@@ -211,10 +211,7 @@ def main() -> None:
     from gansim.models.cyclegan_config import CycleGANConfig
     from gansim.models.volume_plan import memory_plan
 
-    info = machine()
-    info["sgemm_gflops"] = sgemm_gflops(device)
-    print(f"machine: {info['cpu']}, {info['cores']} cores usable, torch {info['torch']}, {info['threads']} threads, device {device}"
-          + (f" ({info['cuda']})" if device.type == "cuda" else "") + f"; 2048² float32 matmul {info['sgemm_gflops']:.1f} GFLOP/s", flush=True)
+    info = describe_machine(device)
     cfg = parse_config(CycleGANConfig, {"train": {"device": args.device}}, source="translate benchmark")
     m = cfg.model
     results: list[dict[str, Any]] = []
