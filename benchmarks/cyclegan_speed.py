@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pacgan_speed import machine, run_child, sgemm_gflops  # noqa: E402
+from pacgan_speed import machine, peak_mib, rss_mib, run_child, sgemm_gflops  # noqa: E402
 
 DEFAULT_PATCHES = [24, 32, 48, 64]
 QUICK_PATCHES = [24, 32]
@@ -58,37 +57,6 @@ def import_gansim() -> None:
     import gansim.models.cyclegan_config  # noqa: F401
     import gansim.models.cyclegan_nets  # noqa: F401
     import gansim.training.loop  # noqa: F401
-
-
-def _status_mib(key: str) -> float | None:
-    """A memory line of /proc/self/status (MiB), or None where that file does not exist."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return None
-
-
-def rss_mib() -> float:
-    """This process's resident set size now (MiB; VmRSS)."""
-    value = _status_mib("VmRSS")
-    return 0.0 if value is None else value
-
-
-def peak_mib(device: torch.device) -> float:
-    """Peak memory so far (MiB): CUDA's maximum allocated, or this process's own peak RSS.
-
-    The peak RSS is VmHWM, the high-water mark of this process's memory map, not ``ru_maxrss``:
-    Linux keeps a process's ``ru_maxrss`` across fork and exec, so a child's ``ru_maxrss`` is at
-    least its parent's peak at the time it was started (a parent at 2 GiB makes every child report
-    2 GiB). ``ru_maxrss`` is the fallback where /proc does not exist.
-    """
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / MIB
-    value = _status_mib("VmHWM")
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if value is None else value  # KiB on Linux
 
 
 def sync(device: torch.device) -> None:

@@ -51,25 +51,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cyclegan_speed import MIB, child_env, describe_machine, sync  # noqa: E402
-from pacgan_speed import run_child  # noqa: E402
+from pacgan_speed import CLI_PEAK_RUNNER, run_child, vmhwm_mib  # noqa: E402
 
 DEFAULT_SHAPES = [(182, 218, 182), (256, 256, 256)]
 QUICK_SHAPES = [(70, 76, 66)]
 #: the issue's "within 8 GB of memory", in bytes
 LIMIT_BYTES = 8 * 10**9
-
-#: runs the command line exactly as ``python -m gansim`` does, then reports this process's own peak RSS
-CLI_RUNNER = """
-import sys
-try:
-    from gansim.cli.main import main
-    sys.argv[0] = "gansim"
-    main()
-finally:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            print("VMHWM_KB " + line.split()[1], flush=True)
-"""
 
 #: what every translation pays before its first window: the command line's imports, MONAI, the model
 STARTUP_RUNNER = """
@@ -166,13 +153,6 @@ def time_window(model_dir: Path, window: tuple[int, ...], device: torch.device, 
     return statistics.median(times)
 
 
-def _vmhwm_mib(stdout: str) -> float:
-    line = next((ln for ln in stdout.splitlines() if ln.startswith("VMHWM_KB ")), None)
-    if line is None:
-        raise RuntimeError(f"the child did not report its peak RSS; its output:\n{stdout[-2000:]}")
-    return int(line.split()[1]) / 1024
-
-
 def check_output(out: Path, source: Path) -> dict[str, Any]:
     """Whether the output lies on the input's grid with its header: shape, affine, sform/qform codes; and its values are finite."""
     import nibabel as nib
@@ -224,7 +204,7 @@ def main() -> None:
         t_window = time_window(model_dir, window, device, sw_batch, args.window_repeats)
         print(f"one forward of {sw_batch} window(s) of {'×'.join(map(str, window))}: {t_window:.2f} s", flush=True)
         out, wall, _ = run_child([sys.executable, "-c", STARTUP_RUNNER, str(model_dir), args.device], env)
-        startup = {"peak_rss_mib": _vmhwm_mib(out), "wall_s": wall}
+        startup = {"peak_rss_mib": vmhwm_mib(out), "wall_s": wall}
         print(f"start-up (imports of the command line, torch and MONAI; model loaded): peak RSS {startup['peak_rss_mib']:.0f} MiB, {wall:.1f} s", flush=True)
 
         print(f"\n{'volume':>13s} {'overlap':>7s} {'windows':>7s} {'seconds':>8s} {'s/window':>8s} {'peak RSS MiB':>12s} {'≤ 8 GB':>6s} {'≤ 8 GiB':>7s} "
@@ -254,10 +234,10 @@ def main() -> None:
                     results.append(row)
                     continue
                 target = tmp / ("out_" + "x".join(map(str, shape)) + f"_{overlap:g}.nii.gz")
-                cmd = [sys.executable, "-c", CLI_RUNNER, "translate", str(model_dir), str(source), "-o", str(target), "--device", args.device,
+                cmd = [sys.executable, "-c", CLI_PEAK_RUNNER, "translate", str(model_dir), str(source), "-o", str(target), "--device", args.device,
                        "--overlap", str(overlap)]
                 out, wall, _ = run_child(cmd, env)
-                peak = _vmhwm_mib(out)
+                peak = vmhwm_mib(out)
                 header = check_output(target, source)
                 target.unlink()
                 growth = peak - startup["peak_rss_mib"]

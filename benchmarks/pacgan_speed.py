@@ -16,7 +16,8 @@ Weights are random: speed does not depend on training.
 * generation: the networks are saved with ``save_pacgan`` and read back with ``load_model`` (the
   path every user takes); ``model.generate`` at batch 64; classification is ``model.predict_proba``.
 * memory of ``gansim generate``: a child makes ``--generate-n`` images into a .nii.gz; its peak RSS
-  comes from the kernel (``os.wait4``), with the size of the image stack beside it.
+  is its own VmHWM (not ``ru_maxrss``, which carries the parent's peak into a child), with the size
+  of the image stack beside it.
 
     python benchmarks/pacgan_speed.py [--threads 2] [--device cpu] [--max-size 256] [--seconds 20] [--quick]
 """
@@ -154,10 +155,35 @@ def time_level(cfg: Any, level: int, device: torch.device, *, seconds: float, wa
             "fastest_iteration_s": min(times), "median_iteration_s": float(np.median(times)), "alpha": [alpha_start, alpha_end]}
 
 
-def _peak_memory_mib(device: torch.device) -> float:
+def _status_mib(key: str) -> float | None:
+    """A memory line of /proc/self/status (MiB), or None where that file does not exist."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def rss_mib() -> float:
+    """This process's resident set size now (MiB; VmRSS)."""
+    value = _status_mib("VmRSS")
+    return 0.0 if value is None else value
+
+
+def peak_mib(device: torch.device) -> float:
+    """Peak memory so far (MiB): CUDA's maximum allocated, or this process's own peak RSS.
+
+    The peak RSS is VmHWM, the high-water mark of this process's memory map, not ``ru_maxrss``:
+    Linux keeps a process's ``ru_maxrss`` across fork and exec, so a child's ``ru_maxrss`` is at
+    least its parent's peak at the time it was started (a parent at 2 GiB makes every child report
+    2 GiB). ``ru_maxrss`` is the fallback where /proc does not exist.
+    """
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    value = _status_mib("VmHWM")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if value is None else value  # KiB on Linux
 
 
 def _child_level(args: argparse.Namespace) -> None:
@@ -165,13 +191,45 @@ def _child_level(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     cfg = pacgan_config(args.max_size, in_channels=args.in_channels, z_dim=args.z_dim, device=args.device)
     result = time_level(cfg, args.one_level, device, seconds=args.seconds, warmup=args.warmup, min_iterations=args.min_iterations)
-    result["peak_mib"] = _peak_memory_mib(device)
+    result["peak_mib"] = peak_mib(device)
     result["memory"] = "cuda max allocated" if device.type == "cuda" else "peak RSS"
     print("RESULT " + json.dumps(result), flush=True)
 
 
+#: runs the command line exactly as ``python -m gansim`` does, then prints this process's own peak RSS (VmHWM, kB)
+CLI_PEAK_RUNNER = """
+import sys
+try:
+    from gansim.cli.main import main
+    sys.argv[0] = "gansim"
+    main()
+finally:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            print("VMHWM_KB " + line.split()[1], flush=True)
+"""
+
+
+def vmhwm_mib(stdout: str) -> float:
+    """The peak RSS (MiB) a child printed as ``VMHWM_KB n``."""
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("VMHWM_KB ")), None)
+    if line is None:
+        raise RuntimeError(f"the child did not report its peak RSS; its output:\n{stdout[-2000:]}")
+    return int(line.split()[1]) / 1024
+
+
+def run_cli(arguments: list[str], env: dict[str, str] | None = None) -> tuple[str, float, float]:
+    """``gansim ARGUMENTS`` in a fresh process; (stdout, wall seconds, that process's own peak RSS in MiB)."""
+    out, wall, _ = run_child([sys.executable, "-c", CLI_PEAK_RUNNER, *arguments], env)
+    return out, wall, vmhwm_mib(out)
+
+
 def run_child(cmd: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> tuple[str, float, float]:
-    """Run ``cmd``; return (stdout, wall seconds, the child's own peak RSS in MiB from the kernel); ``log`` receives stdout and stderr."""
+    """Run ``cmd``; return (stdout, wall seconds, the kernel's ``ru_maxrss`` of the child in MiB); ``log`` receives stdout and stderr.
+
+    That ``ru_maxrss`` includes the parent's peak when the child was started (Linux carries it over
+    fork and exec): for a child's own peak, let it print VmHWM (:func:`run_cli`, :func:`peak_mib`).
+    """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
@@ -244,8 +302,7 @@ def forward_gflops(model: Any, device: torch.device) -> tuple[float, float]:
 def generate_memory(model_dir: Path, tmp: Path, n: int, device: str, env: dict[str, str]) -> dict[str, Any]:
     """Peak RSS of ``gansim generate MODEL -n N -o gen.nii.gz`` in a fresh child."""
     out = tmp / f"gen{n}" / "gen.nii.gz"
-    cmd = [sys.executable, "-m", "gansim", "generate", str(model_dir), "-n", str(n), "-o", str(out), "--seed", "1", "--batch-size", "64", "--device", device]
-    _, wall, peak = run_child(cmd, env)
+    _, wall, peak = run_cli(["generate", str(model_dir), "-n", str(n), "-o", str(out), "--seed", "1", "--batch-size", "64", "--device", device], env)
     import nibabel as nib
 
     shape = nib.load(str(out)).shape
