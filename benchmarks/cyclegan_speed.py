@@ -36,7 +36,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pacgan_speed import machine, peak_mib, rss_mib, run_child, sgemm_gflops  # noqa: E402
+from pacgan_speed import machine, peak_mib, rss_mib, run_child, sgemm_gflops, time_iterations  # noqa: E402
 
 DEFAULT_PATCHES = [24, 32, 48, 64]
 QUICK_PATCHES = [24, 32]
@@ -57,11 +56,6 @@ def import_gansim() -> None:
     import gansim.models.cyclegan_config  # noqa: F401
     import gansim.models.cyclegan_nets  # noqa: F401
     import gansim.training.loop  # noqa: F401
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def cyclegan_config(patch: int | tuple[int, int, int], *, generator: str = "resnet", batch: int = 1, device: str = "cpu",
@@ -154,17 +148,7 @@ def time_patch(cfg: Any, device: torch.device, *, seconds: float, warmup: int = 
                 gflop = counter.get_total_flops() / 1e9
             else:
                 loop._iteration()
-        times: list[float] = []
-        rows_before = loop.rows_seen
-        t_start = time.perf_counter()
-        while len(times) < min_iterations or (sum(times) < seconds and len(times) < max_iterations):
-            sync(device)
-            t0 = time.perf_counter()
-            loop._iteration()
-            sync(device)
-            times.append(time.perf_counter() - t0)
-        wall = time.perf_counter() - t_start
-        rows = loop.rows_seen - rows_before
+        times, wall, rows = time_iterations(loop, device, seconds=seconds, min_iterations=min_iterations, max_iterations=max_iterations)
         pooled = len(loop.objective.pool_a.images)
     total = float(sum(times))
     voxels = int(np.prod(cfg.data.patch))

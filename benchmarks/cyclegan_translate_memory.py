@@ -50,8 +50,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cyclegan_speed import MIB, child_env, describe_machine, sync  # noqa: E402
-from pacgan_speed import CLI_PEAK_RUNNER, run_child, vmhwm_mib  # noqa: E402
+from cyclegan_speed import MIB, child_env, describe_machine  # noqa: E402
+from pacgan_speed import CLI_PEAK_RUNNER, run_child, sync, vmhwm_mib  # noqa: E402
 
 DEFAULT_SHAPES = [(182, 218, 182), (256, 256, 256)]
 QUICK_SHAPES = [(70, 76, 66)]

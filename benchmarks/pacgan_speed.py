@@ -68,15 +68,15 @@ def sgemm_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     best = float("inf")
     for _ in range(repeats + 1):
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         a @ b
-        _sync(device)
+        sync(device)
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best / 1e9
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -128,6 +128,23 @@ def level_loop(cfg: Any, level: int, device: torch.device, run_dir: Path, iterat
     return loop, objective, schedule
 
 
+def time_iterations(loop: Any, device: torch.device, *, seconds: float, min_iterations: int, max_iterations: int) -> tuple[list[float], float, int]:
+    """Time whole loop iterations until ``seconds`` have passed (at least ``min_iterations``, at most ``max_iterations``).
+
+    Returns (seconds of each iteration, wall seconds in all, rows the iterations saw).
+    """
+    times: list[float] = []
+    rows_before = loop.rows_seen
+    t_start = time.perf_counter()
+    while len(times) < min_iterations or (sum(times) < seconds and len(times) < max_iterations):
+        sync(device)
+        t0 = time.perf_counter()
+        loop._iteration()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return times, time.perf_counter() - t_start, loop.rows_seen - rows_before
+
+
 def time_level(cfg: Any, level: int, device: torch.device, *, seconds: float, warmup: int = 1, min_iterations: int = 2, max_iterations: int = 200) -> dict[str, Any]:
     """Training speed of one level: warm-up, then iterations until ``seconds`` have passed (at least ``min_iterations``)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,17 +152,7 @@ def time_level(cfg: Any, level: int, device: torch.device, *, seconds: float, wa
         for _ in range(warmup):
             loop._iteration()
         alpha_start = objective.alpha
-        times: list[float] = []
-        rows_before = loop.rows_seen
-        t_start = time.perf_counter()
-        while len(times) < min_iterations or (sum(times) < seconds and len(times) < max_iterations):
-            _sync(device)
-            t0 = time.perf_counter()
-            loop._iteration()
-            _sync(device)
-            times.append(time.perf_counter() - t0)
-        wall = time.perf_counter() - t_start
-        rows = loop.rows_seen - rows_before
+        times, wall, rows = time_iterations(loop, device, seconds=seconds, min_iterations=min_iterations, max_iterations=max_iterations)
         if schedule.level_at(loop.rows_seen) != level or objective.level != level:
             raise RuntimeError(f"level {level}: the timed iterations left the level (rows {loop.rows_seen})")
         alpha_end = objective.alpha
@@ -266,16 +273,16 @@ def time_generation(cfg: Any, device: torch.device, tmp: Path, *, n: int, batch:
     model = load_model(model_dir, device=device)
     labels = labels_for_request(model.num_classes, n=n)
     model.generate(labels[:batch], seed=1, batch_size=batch)  # warm-up
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     images = model.generate(labels, seed=1, batch_size=batch)
-    _sync(device)
+    sync(device)
     t_gen = time.perf_counter() - t0
     model.predict_proba(images[:batch], batch_size=batch)  # warm-up
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     model.predict_proba(images, batch_size=batch)
-    _sync(device)
+    sync(device)
     t_cls = time.perf_counter() - t0
     g_flops, d_flops = forward_gflops(model, device)
     return {"n": n, "batch": batch, "generate_images_per_s": n / t_gen, "classify_images_per_s": n / t_cls,
