@@ -397,6 +397,9 @@ def test_scaling_of_several_volumes_is_the_mean_of_their_percentiles() -> None:
     sa, sb, both = VolumeScaling.fit(a), VolumeScaling.fit(b), VolumeScaling.fit([a, b])
     assert both.lo == pytest.approx((sa.lo + sb.lo) / 2, rel=1e-12)
     assert both.hi == pytest.approx((sa.hi + sb.hi) / 2, rel=1e-12)
+    assert VolumeScaling.mean_of([sa, sb]) == both  # from the volumes' own fits, without reading them again
+    with pytest.raises(ConfigError, match="different percentiles"):
+        VolumeScaling.mean_of([sa, VolumeScaling.fit(b, percentiles=(1.0, 99.0))])
 
 
 def test_scaling_refusals() -> None:

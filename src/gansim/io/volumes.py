@@ -669,6 +669,21 @@ class VolumeScaling:
             values = _foreground_values(arr, None if mask is None else _as_numpy(mask), where)
             los.append(float(np.percentile(arr, p[0])))
             his.append(float(np.percentile(values, p[1])))
+        return cls._of_means(los, his, p, source)
+
+    @classmethod
+    def mean_of(cls, scalings: Sequence[VolumeScaling], source: str = "volumes") -> VolumeScaling:
+        """The scaling :meth:`fit` gives for several volumes, from each volume's own fit (no volume read again)."""
+        if not scalings:
+            raise DataError(f"{source}: no volumes to fit the intensity scaling to")
+        p = scalings[0].percentiles
+        if any(s.percentiles != p for s in scalings):
+            raise ConfigError(f"{source}: the scalings were fitted at different percentiles; expected one pair")
+        return cls._of_means([s.lo for s in scalings], [s.hi for s in scalings], p, source)
+
+    @classmethod
+    def _of_means(cls, los: Sequence[float], his: Sequence[float], p: tuple[float, ...], source: str) -> VolumeScaling:
+        """The mean of the volumes' own lo and hi: each volume weighs the same, whatever its size."""
         lo, hi = float(np.mean(los)), float(np.mean(his))
         if not lo < hi:
             raise DataError(f"{source}: the volume's {p[0]}th percentile ({lo:g}) is not below its foreground's {p[1]}th ({hi:g}); cannot scale a one-intensity foreground")

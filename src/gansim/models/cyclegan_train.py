@@ -54,11 +54,12 @@ def check_patch(cfg: CycleGANConfig) -> tuple[int, ...]:
 
 @dataclass
 class _Side:
-    """One domain's training volumes: as read, scaled to [-1, 1], and their head masks."""
+    """One domain's training volumes: as read, scaled to [-1, 1], their head masks and their own scalings."""
 
     volumes: list[Any] = field(default_factory=list)
     scaled: list[np.ndarray] = field(default_factory=list)
     masks: list[np.ndarray] = field(default_factory=list)
+    scalings: list[Any] = field(default_factory=list)
 
 
 def _read_split(paths: list[tuple[Path | None, Path | None]], percentiles: tuple[float, float]) -> tuple[_Side, _Side, list[dict[str, Any]]]:
@@ -75,6 +76,7 @@ def _read_split(paths: list[tuple[Path | None, Path | None]], percentiles: tuple
             side.volumes.append(volume)
             side.scaled.append(scaling.forward(volume.data))
             side.masks.append(mask)
+            side.scalings.append(scaling)
             scalings.append({"file": str(path), **scaling.to_dict()})
     return side_a, side_b, scalings
 
@@ -103,8 +105,8 @@ def _train(data: Path, cfg: CycleGANConfig, run_dir: Path, dist: DistributedCont
         for va, vb in zip(vols_a, vols_b):
             check_same_grid(va, vb)
     domain_scaling = {
-        "A": VolumeScaling.fit([v.data for v in vols_a], side_a.masks, percentiles=cfg.data.percentiles, source=str(data / "trainA")).to_dict(),
-        "B": VolumeScaling.fit([v.data for v in vols_b], side_b.masks, percentiles=cfg.data.percentiles, source=str(data / "trainB")).to_dict(),
+        "A": VolumeScaling.mean_of(side_a.scalings, source=str(data / "trainA")).to_dict(),
+        "B": VolumeScaling.mean_of(side_b.scalings, source=str(data / "trainB")).to_dict(),
     }
     data_info = {
         "path": str(data),
