@@ -7,6 +7,7 @@ one message, without a traceback, and exit with status 2.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -197,8 +198,6 @@ def _train_showers(
     The family is ``--family``, else the config's ``family`` key, else the data's (CaloGAN files: the
     faithful model; CaloChallenge files: the modern one).
     """
-    import importlib
-
     from gansim.config import parse_config, read_config_file
     from gansim.models.shower_train import train_showers
 
@@ -685,6 +684,10 @@ def info(
         _fail(err)
 
 
+#: families whose `gansim info` rows come from their own command-line module: (module, function of the manifest)
+INFO_ROWS = {"pacgan": ("gansim.cli.slices", "pacgan_info_rows"), "cyclegan": ("gansim.cli.volumes", "cyclegan_info_rows")}
+
+
 def _print_manifest(path: Path, manifest: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -703,17 +706,9 @@ def _print_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
     add("family", str(manifest.get("family")))
     add("format", f"{manifest.get('format')} v{manifest.get('format_version')} (gansim {manifest.get('gansim_version') or training.get('gansim_version')})")
-    if manifest.get("family") == "pacgan":
-        from gansim.cli.slices import pacgan_info_rows
-
-        for field, value in pacgan_info_rows(manifest):
-            add(field, value)
-        out.print(table)
-        return
-    if manifest.get("family") == "cyclegan":
-        from gansim.cli.volumes import cyclegan_info_rows
-
-        for field, value in cyclegan_info_rows(manifest):
+    if manifest.get("family") in INFO_ROWS:
+        module, function = INFO_ROWS[manifest["family"]]
+        for field, value in getattr(importlib.import_module(module), function)(manifest):
             add(field, value)
         out.print(table)
         return
