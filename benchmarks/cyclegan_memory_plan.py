@@ -26,11 +26,14 @@ generator's parameters and the peak of the live activations of one forward pass.
 * **CUDA**: ``torch.cuda.max_memory_allocated`` (all tensors, parameters included; not the CUDA
   context) against the plan's total.
 
-A ratio estimate/measured within [0.75, 1.25] passes. On the CPU, where a case fails, it is run
-again with ``MALLOC_MMAP_THRESHOLD_=131072`` (``--malloc-check auto``; ``always`` runs both): glibc
-then hands every freed block above 128 KiB back to the kernel at once instead of keeping it in its
-heap for reuse, so the peak RSS is close to the peak of live tensors. If that run passes, the
-missing memory was freed tensors the allocator kept (fragmentation), not a term of the plan.
+A ratio estimate/measured within [0.75, 1.25] passes. Training runs as ``gansim train`` does, with
+the CycleGAN's ``train.cpu_mmap_threshold`` of 1 MiB (:mod:`gansim.training.cpu_heap`): glibc hands
+freed blocks of 1 MiB and more back to the kernel instead of keeping them in its heap.
+``--malloc-check`` (``auto``: where a case fails; ``always``; ``never``) runs a case again with the
+other heap: a training case with ``train.cpu_mmap_threshold: null`` (glibc's heap as it is, which
+keeps freed blocks: what the setting saves), an inference case (no training loop, glibc as it is)
+with ``MALLOC_MMAP_THRESHOLD_=131072``. If an inference case passes then, the missing memory was
+freed tensors the C library kept (fragmentation), not a term of the plan.
 
 A second diagnostic (``--tensor-peak auto``, the default; ``always``, ``never``) runs a failing case
 again under torch's profiler with memory profiling: the peak of bytes PyTorch's CPU allocator
@@ -133,12 +136,10 @@ def case_config(case: Case, device: str) -> Any:
 def case_plan(case: Case, cfg: Any, device: str) -> dict[str, Any]:
     """The plan's bytes for ``case``: its parts and total (training's, or whole-volume inference's)."""
     from gansim.errors import ConfigError
-    from gansim.models.volume_plan import memory_plan, shape_rule
+    from gansim.models.volume_plan import config_memory_plan, memory_plan, shape_rule
 
     if case.kind == "train":
-        plan = memory_plan(cfg.model, case.shape, case.batch, training=True, patch=case.shape, pool_size=cfg.loss.pool_size,
-                           identity=cfg.loss.lambda_identity > 0, checkpointing=case.checkpointing, ema=cfg.train.ema_halflife_rows is not None,
-                           device=device)
+        plan = config_memory_plan(cfg, case.shape, case.batch, device=device)  # the case's config: patch = shape, its batch and checkpointing
         return {"parts": plan["training"], "methods": plan["methods"], "by_phase": plan.get("activations_by_phase")}
     rule = shape_rule(cfg.model)
     if not rule.valid(case.shape):
@@ -148,17 +149,20 @@ def case_plan(case: Case, cfg: Any, device: str) -> dict[str, Any]:
     return {"parts": plan["inference"], "methods": plan["methods"]}
 
 
-def run_case(case: Case, device: torch.device, iterations: int, tensor_peak: bool = False) -> dict[str, Any]:
+def run_case(case: Case, device: torch.device, iterations: int, tensor_peak: bool = False, glibc_heap: bool = False) -> dict[str, Any]:
     """Run ``case`` in this (fresh) process; RSS in MiB at each stage, the peak, and on CUDA the allocated bytes.
 
     With ``tensor_peak`` (CPU), everything after the baseline runs under torch's profiler with
     memory profiling, and ``tensor_peak_mib`` is the peak of the bytes PyTorch's CPU allocator
     handed out since then (temporaries inside operators included): the CPU counterpart of
     ``torch.cuda.max_memory_allocated``, free of the C library's heap and of library pages.
+    With ``glibc_heap`` a training case runs with ``train.cpu_mmap_threshold: null`` (glibc's heap as it is).
     """
     from gansim.models.cyclegan_nets import build_generator, init_weights
 
     cfg = case_config(case, str(device))
+    if glibc_heap:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"cpu_mmap_threshold": None})})
     out: dict[str, Any] = {"rss_import_mib": rss_mib()}
     cuda = device.type == "cuda"
     with tempfile.TemporaryDirectory() as tmp:
@@ -261,13 +265,13 @@ def _child(args: argparse.Namespace) -> None:
         case = Case.parse(args.one_layers)
         print("RESULT " + json.dumps(layer_peaks(case.generator, case.shape)), flush=True)
         return
-    result = run_case(Case.parse(args.one_case), torch.device(args.device), args.iterations, tensor_peak=args.profile_child)
+    result = run_case(Case.parse(args.one_case), torch.device(args.device), args.iterations, tensor_peak=args.profile_child, glibc_heap=args.glibc_heap)
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def _spawn(args: argparse.Namespace, case: Case, env: dict[str, str], profile: bool = False) -> dict[str, Any]:
+def _spawn(args: argparse.Namespace, case: Case, env: dict[str, str], profile: bool = False, glibc_heap: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one-case", case.spec(), "--device", args.device, "--threads", str(args.threads),
-           "--iterations", str(args.iterations)] + (["--profile-child"] if profile else [])
+           "--iterations", str(args.iterations)] + (["--profile-child"] if profile else []) + (["--glibc-heap"] if glibc_heap else [])
     out, wall, _ = run_child(cmd, env)
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
@@ -312,7 +316,8 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=None, help=f"KIND/GENERATOR/SHAPE/BATCH[/ckpt] (default {' '.join(DEFAULT_CASES)})")
     parser.add_argument("--iterations", type=int, default=2, help="training iterations per training case (2: every gradient and Adam state exists)")
     parser.add_argument("--malloc-check", choices=["auto", "always", "never"], default="auto",
-                        help=f"CPU: run a case again with MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD} when it fails (auto), always, or never")
+                        help=f"CPU: run a case again with the other heap (training: train.cpu_mmap_threshold null; inference: "
+                             f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}) when it fails (auto), always, or never")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: cases {' '.join(QUICK_CASES)}")
     parser.add_argument("--json", type=Path, default=None, help="also write all results to this JSON file")
     parser.add_argument("--tensor-peak", choices=["auto", "always", "never"], default="auto",
@@ -323,6 +328,7 @@ def main() -> None:
     parser.add_argument("--one-case", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--one-layers", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--profile-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--glibc-heap", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.one_case is not None or args.one_layers is not None:
@@ -355,9 +361,13 @@ def main() -> None:
               f"{row['parameters_plan_mib']:7.0f}/{row['parameters_rss_mib']:<8.0f} {run['rss_peak_mib']:8.0f} {run['rss_baseline_mib']:8.0f} {run['wall_s']:6.0f}",
               flush=True)
         if device.type == "cpu" and (args.malloc_check == "always" or (args.malloc_check == "auto" and not row["pass"])):
-            run2 = _spawn(args, case, {**env, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)})
-            row["mmap_threshold_run"] = r2 = {"run": run2, **compare(case, plan, run2, device)}
-            print(f"{'  MALLOC_MMAP_THRESHOLD_=' + str(MMAP_THRESHOLD):<30s} {r2['estimate_mib']:12.0f} {r2['measured_mib']:12.0f} {r2['ratio']:6.2f} "
+            # training: the same run with glibc's heap as it is (train.cpu_mmap_threshold null); inference (no training loop): the threshold set
+            if case.kind == "train":
+                run2, label = _spawn(args, case, env, glibc_heap=True), "  cpu_mmap_threshold null"
+            else:
+                run2, label = _spawn(args, case, {**env, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}), f"  MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}"
+            row["other_heap_run"] = r2 = {"run": run2, "label": label.strip(), **compare(case, plan, run2, device)}
+            print(f"{label:<30s} {r2['estimate_mib']:12.0f} {r2['measured_mib']:12.0f} {r2['ratio']:6.2f} "
                   f"{'PASS' if r2['pass'] else 'FAIL':4s} {r2['parameters_plan_mib']:7.0f}/{r2['parameters_rss_mib']:<8.0f} {run2['rss_peak_mib']:8.0f} "
                   f"{run2['rss_baseline_mib']:8.0f} {run2['wall_s']:6.0f}", flush=True)
         if device.type == "cpu" and (args.tensor_peak == "always" or (args.tensor_peak == "auto" and not row["pass"])):

@@ -26,7 +26,12 @@ Weights and volumes are random: speed does not depend on training.
   compared with the peak RSS minus the RSS after the imports (see cyclegan_memory_plan.py for
   the careful comparison).
 
-    python benchmarks/cyclegan_speed.py [--threads 2] [--device cpu] [--patches 24 32 48 64] [--generator resnet] [--seconds 20] [--quick] [--json OUT]
+On the CPU the loop fixes glibc's mmap threshold at the config's ``train.cpu_mmap_threshold`` (1 MiB,
+:mod:`gansim.training.cpu_heap`), as ``gansim train`` does; ``--glibc-heap`` runs with it null instead,
+so two runs give the setting's price in speed and its saving in memory.
+
+    python benchmarks/cyclegan_speed.py [--threads 2] [--device cpu] [--patches 24 32 48 64] [--generator resnet] [--seconds 20]
+                                        [--glibc-heap] [--quick] [--json OUT]
 """
 
 from __future__ import annotations
@@ -122,11 +127,9 @@ def make_loop(cfg: Any, generators: Any, critics: Any, patches: Any, device: tor
 
 def plan_for(cfg: Any, device: str = "cpu") -> dict[str, Any]:
     """:func:`memory_plan` of training on patches of ``cfg.data.patch`` with ``cfg``'s batch, pool, identity, EMA, checkpointing."""
-    from gansim.models.volume_plan import memory_plan
+    from gansim.models.volume_plan import config_memory_plan
 
-    return memory_plan(cfg.model, cfg.data.patch, cfg.train.batch_size, training=True, amp=cfg.train.amp != "off", patch=cfg.data.patch,
-                       pool_size=cfg.loss.pool_size, identity=cfg.loss.lambda_identity > 0, checkpointing=cfg.loss.gradient_checkpointing,
-                       ema=cfg.train.ema_halflife_rows is not None, device=device)
+    return config_memory_plan(cfg, device=device)
 
 
 def time_patch(cfg: Any, device: torch.device, *, seconds: float, warmup: int = 1, min_iterations: int = 2, max_iterations: int = 500) -> dict[str, Any]:
@@ -164,6 +167,8 @@ def _child_patch(args: argparse.Namespace) -> None:
     import_gansim()
     device = torch.device(args.device)
     cfg = cyclegan_config(args.one_patch, generator=args.generator, batch=args.batch, device=args.device)
+    if args.glibc_heap:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"cpu_mmap_threshold": None})})
     result = time_patch(cfg, device, seconds=args.seconds, warmup=args.warmup, min_iterations=args.min_iterations)
     result["peak_mib"] = peak_mib(device)
     result["memory"] = "cuda max allocated" if device.type == "cuda" else "peak RSS"
@@ -173,7 +178,7 @@ def _child_patch(args: argparse.Namespace) -> None:
 def _spawn_patch(args: argparse.Namespace, patch: int, env: dict[str, str]) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one-patch", str(patch), "--generator", args.generator, "--batch", str(args.batch),
            "--device", args.device, "--threads", str(args.threads), "--seconds", str(args.seconds), "--warmup", str(args.warmup),
-           "--min-iterations", str(args.min_iterations)]
+           "--min-iterations", str(args.min_iterations)] + (["--glibc-heap"] if args.glibc_heap else [])
     out, _, _ = run_child(cmd, env)
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
@@ -204,6 +209,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed iterations first (the first is the FLOP count and pays for allocations)")
     parser.add_argument("--min-iterations", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help=f"smoke test: patches {QUICK_PATCHES}, 1 timed iteration")
+    parser.add_argument("--glibc-heap", action="store_true",
+                        help="CPU: train with train.cpu_mmap_threshold null (glibc's heap as it is) instead of the config's 1 MiB threshold")
     parser.add_argument("--json", type=Path, default=None, help="also write all results to this JSON file")
     parser.add_argument("--one-patch", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -226,7 +233,8 @@ def main() -> None:
                  else f"U-Net generators (width {m.width}, depth {m.n_down})")
     print(f"networks: {generator}; PatchGAN critics (width {m.d_width}, {m.d_layers} stride-2 layers); norm {m.norm}; "
           f"loss {cfg0.loss.loss}, cycle λ {cfg0.loss.lambda_cycle:g}, identity {cfg0.loss.lambda_identity:g}·λ, pool {cfg0.loss.pool_size}; "
-          f"batch {args.batch}; Adam; EMA", flush=True)
+          f"batch {args.batch}; Adam; EMA; CPU heap: " + ("glibc's own (cpu_mmap_threshold null)" if args.glibc_heap
+                                                           else f"cpu_mmap_threshold {cfg0.train.cpu_mmap_threshold} B"), flush=True)
     plans = {p: plan_for(c, args.device) for p, c in configs.items()}
     n_params = plans[args.patches[0]]["parameters"]
     print("parameters: " + ", ".join(f"{k} {v:,d}" for k, v in n_params.items()) + f" (total {sum(n_params.values()):,d})", flush=True)

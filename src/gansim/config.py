@@ -82,6 +82,12 @@ class TrainingSettings(StrictModel):
         description="mixed precision: 'bf16' autocast (no loss scaling needed), 'fp16' autocast with a gradient scaler (GPUs without "
         "bfloat16, e.g. V100, T4); on CUDA and on the CPU (only faster on CPUs with 16-bit units); true means 'bf16', false 'off'",
     )
+    cpu_mmap_threshold: int | None = Field(
+        None, gt=0, le=32 * 1024 * 1024,
+        description="on the CPU with glibc (Linux): allocations of at least this many bytes get their own mapping, returned to the system "
+        "when freed, instead of glibc's heap, which keeps freed blocks (the peak then follows the live tensors, as `gansim plan` counts "
+        "them, for some speed with small tensors); null leaves the C library as it is; see gansim.training.cpu_heap",
+    )
     progress: bool = True
     validation_fraction: float = Field(0.05, ge=0, lt=1, description="held-out rows, chosen by a seeded hash of the row index")
     validation_seed: int = Field(12345, ge=0)

@@ -211,7 +211,11 @@ def test_memory_grows_linearly_with_the_batch() -> None:
     plans = [memory_plan(settings, (40, 40, 40), batch=b, patch=(16, 16, 16), pool_size=4) for b in (1, 2, 3)]
     t1, t2, t3 = (p["training"] for p in plans)
     assert t2["activations"] == 2 * t1["activations"] and t3["activations"] == 3 * t1["activations"]
-    assert t3["total"] - t2["total"] == t2["total"] - t1["total"] > 0
+    # every term but the layers' work buffers (measured at each batch: kernels reuse some) is linear in the batch
+    linear = [t["total"] - t["layer_buffers"] for t in (t1, t2, t3)]
+    assert linear[2] - linear[1] == linear[1] - linear[0] > 0
+    for b, t in zip((1, 2, 3), (t1, t2, t3)):
+        assert t["layer_buffers"] == estimate_layer_buffers(settings, (16, 16, 16), batch=b)["bytes"]
     for fixed in ("parameters", "gradients", "optimizer_state", "ema"):
         assert t1[fixed] == t2[fixed] == t3[fixed]
     i1, i2 = plans[0]["inference"], plans[1]["inference"]
@@ -392,3 +396,18 @@ def test_layer_buffers_are_the_allocator_peak_beyond_the_live_tensors() -> None:
     assert big["probe"] == (24, 24, 24) and big["bytes"] == math.ceil(buffers * 8)
     two = estimate_layer_buffers(settings, (24, 24, 24), batch=2, max_voxels=24**3)  # the batch counts against the limit
     assert two["probe"] == (16, 16, 16) and two["bytes"] == math.ceil(measure_layer_buffers(settings, (16, 16, 16), batch=2) * 24**3 / 16**3)
+
+
+def test_the_plan_says_how_cpu_training_treats_the_c_librarys_heap() -> None:
+    from gansim.config import parse_config
+    from gansim.models.cyclegan_config import CycleGANConfig
+    from gansim.models.volume_plan import config_memory_plan
+
+    raw = {"model": _settings().model_dump(), "data": {"patch": [16, 16, 16]}, "loss": {"pool_size": 2}}
+    fixed = config_memory_plan(parse_config(CycleGANConfig, raw))
+    kept = config_memory_plan(parse_config(CycleGANConfig, {**raw, "train": {"cpu_mmap_threshold": None}}))
+    assert any("cpu_mmap_threshold 1048576 B hands freed blocks" in a for a in fixed["assumptions"])
+    assert any("glibc's heap keeps freed blocks" in a for a in kept["assumptions"])
+    # the config's own settings reach the plan: its patch, batch, pool and checkpointing
+    assert fixed["train_shape"] == (16, 16, 16) and fixed["batch"] == 1
+    assert fixed["training"]["fakes_and_pool"] == (2 + 2 * 2) * 16**3 * 4

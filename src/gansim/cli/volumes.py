@@ -157,7 +157,7 @@ def translate_cmd(model_path: Path, source: Path, output: Path, *, direction: st
 
 def plan_cmd(config: Path | None, shape: tuple[int, int, int], batch: int, *, set_values: dict[str, Any], merge: Any, amp: bool, device: str, say: Printer) -> dict[str, Any]:
     """``gansim plan CONFIG --shape X Y Z [--batch B]``: valid shapes near it, padding, parameters, memory of training and inference."""
-    from gansim.models.volume_plan import format_plan, memory_plan, required_multiple, valid_shapes_near
+    from gansim.models.volume_plan import config_memory_plan, format_plan, required_multiple, valid_shapes_near
 
     cfg = load_cyclegan_config(config, set_values, merge)
     multiple = required_multiple(cfg.model)
@@ -166,9 +166,7 @@ def plan_cmd(config: Path | None, shape: tuple[int, int, int], batch: int, *, se
         say(f"  {option.kind:5s} {'×'.join(map(str, option.shape))}  padding per axis {option.pads}")
     amp = amp or cfg.train.amp != "off"  # the config's mixed precision unless --amp asks for it
     # training steps on data.patch; translation slides windows of inference.window (null: the patch)
-    plan = memory_plan(cfg.model, shape, batch, training=True, amp=amp, patch=cfg.data.patch, window=cfg.inference.window,
-                       identity=cfg.loss.lambda_identity > 0, checkpointing=cfg.loss.gradient_checkpointing, pool_size=cfg.loss.pool_size,
-                       ema=cfg.train.ema_halflife_rows is not None, device=device)
+    plan = config_memory_plan(cfg, shape, batch, amp=amp, device=device)
     say(format_plan(plan))
     return plan
 

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from gansim.config import FamilyConfig, OptimizerSettings, StrictModel
 from gansim.models.cyclegan_nets import VolumeNetSettings
+from gansim.training.cpu_heap import VOLUME_MMAP_THRESHOLD
 
 __all__ = ["VolumeDataSettings", "CycleLossSettings", "InferenceSettings", "CycleGANConfig"]
 
@@ -67,7 +68,9 @@ def _cyclegan_optim() -> dict[str, OptimizerSettings]:
 class CycleGANConfig(FamilyConfig):
     """The whole config of a 3-D CycleGAN run; ``train.total_rows`` counts patches (of each domain)."""
 
-    TRAIN_DEFAULTS: ClassVar[dict[str, Any]] = {"batch_size": 1, "total_rows": 20_000, "tick_rows": 200, "checkpoint_rows": 2_000, "ema_halflife_rows": 1_000, "validation_fraction": 0.0}
+    # cpu_mmap_threshold: small 3-D patches fragment glibc's heap (gansim.training.cpu_heap); with it the peak is the plan's
+    TRAIN_DEFAULTS: ClassVar[dict[str, Any]] = {"batch_size": 1, "total_rows": 20_000, "tick_rows": 200, "checkpoint_rows": 2_000, "ema_halflife_rows": 1_000,
+                                                "validation_fraction": 0.0, "cpu_mmap_threshold": VOLUME_MMAP_THRESHOLD}
     family: Literal["cyclegan"] = "cyclegan"
     data: VolumeDataSettings = Field(default_factory=VolumeDataSettings)
     model: VolumeNetSettings = Field(default_factory=VolumeNetSettings)

@@ -51,7 +51,7 @@ import sys
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -60,10 +60,14 @@ from torch.nn import functional as F
 
 from gansim.errors import ConfigError, DataError
 from gansim.models.cyclegan_nets import VolumeNetSettings, build_cyclegan_networks, build_discriminator, build_generator
+from gansim.training.cpu_heap import VOLUME_MMAP_THRESHOLD
+
+if TYPE_CHECKING:
+    from gansim.models.cyclegan_config import CycleGANConfig
 
 __all__ = ["ShapeRule", "ShapeOption", "shape_rule", "required_multiple", "pad_to_multiple", "unpad", "valid_shapes_near",
            "ActivationProfile", "measure_training_activations", "measure_inference_activations", "estimate_training_activations",
-           "estimate_inference_activations", "measure_layer_buffers", "estimate_layer_buffers", "translation_memory", "memory_plan",
+           "estimate_inference_activations", "measure_layer_buffers", "estimate_layer_buffers", "translation_memory", "memory_plan", "config_memory_plan",
            "format_plan", "OPTIMIZER_STATES", "TRANSLATION_TERMS", "TRANSLATION_PHASES", "LAYER_BUFFER_DRY_RUN_VOXELS"]
 
 #: tensors of state an optimiser keeps per parameter (Adam: first and second moments)
@@ -877,7 +881,8 @@ def translation_memory(settings: VolumeNetSettings, shape: Sequence[int], window
 def memory_plan(settings: VolumeNetSettings, shape: Sequence[int], batch: int = 1, *, training: bool = True, amp: bool = False,
                 optimizer: str = "adam", patch: Sequence[int] | None = None, momentum: bool = False, ema: bool = True,
                 pool_size: int = 50, identity: bool = True, checkpointing: bool = False, reference_side: int = 16,
-                device: str | torch.device = "cpu", window: Sequence[int] | None = None) -> dict[str, Any]:
+                device: str | torch.device = "cpu", window: Sequence[int] | None = None,
+                cpu_mmap_threshold: int | None = VOLUME_MMAP_THRESHOLD) -> dict[str, Any]:
     """Memory of training a CycleGAN on volumes of ``shape`` and of translating one, in bytes.
 
     Args:
@@ -904,6 +909,9 @@ def memory_plan(settings: VolumeNetSettings, shape: Sequence[int], batch: int = 
             extrapolated to the shape.
         device: where the dry runs run (the CPU by default; a GPU is faster, exact for its own
             kernels, and much faster with ``amp``).
+        cpu_mmap_threshold: the training's ``train.cpu_mmap_threshold`` (see
+            :mod:`gansim.training.cpu_heap`); None: training on the CPU leaves glibc's heap as it is,
+            which keeps freed blocks beyond what the plan counts (an assumption says so).
 
     Returns:
         a dict: ``parameters`` (counts per network); ``training`` (None without ``training``);
@@ -976,6 +984,7 @@ def memory_plan(settings: VolumeNetSettings, shape: Sequence[int], batch: int = 
         acts = estimate_training_activations(settings, train_shape, amp=amp, identity=identity, checkpointing=checkpointing,
                                              reference_side=reference_side, device=device)
         workspace = estimate_inference_activations(settings, train_shape, amp=amp, reference_side=reference_side, device=device)["peak"]
+        buffers = estimate_layer_buffers(settings, train_shape, batch=batch, amp=amp, device=device)
         voxels = math.prod(train_shape)
         states = OPTIMIZER_STATES[optimizer] + (1 if momentum and optimizer in ("rmsprop", "sgd") else 0)
         parts = {
@@ -987,18 +996,40 @@ def memory_plan(settings: VolumeNetSettings, shape: Sequence[int], batch: int = 
             "fakes_and_pool": (2 * batch + 2 * pool_size) * voxels * voxel_bytes,  # the fakes kept for the critic's step; the two pools
             "activations": acts["peak"] * batch,
             "workspace": workspace * batch,
+            "layer_buffers": buffers["bytes"],
         }
         parts["total"] = sum(parts.values())
         plan["training"] = parts
         plan["train_shape"], plan["train_pads"] = train_shape, train_pads
         plan["activations_by_phase"] = {k: acts[k] * batch for k in ("G", "D", "recompute") if k in acts}
         plan["methods"][f"training {train_shape}"] = (acts["method"], acts["references"])
+        plan["methods"][f"training {train_shape}, layer buffers"] = (buffers["method"], (buffers["probe"],))
     plan["total"] = plan["training"]["total"] if training else (plan["translation"] or plan["inference"])["total"]
-    plan["assumptions"] = _assumptions(amp, identity, checkpointing, training, plan["translation"] is not None)
+    plan["assumptions"] = _assumptions(amp, identity, checkpointing, training, plan["translation"] is not None, cpu_mmap_threshold)
     return plan
 
 
-def _assumptions(amp: bool, identity: bool, checkpointing: bool, training: bool, translation: bool = False) -> list[str]:
+def config_memory_plan(cfg: CycleGANConfig, shape: Sequence[int] | None = None, batch: int | None = None, *, amp: bool | None = None,
+                       device: str | torch.device = "cpu") -> dict[str, Any]:
+    """:func:`memory_plan` of a CycleGAN run's whole config: its networks, patch, window, batch, optimiser, pool, identity, EMA, checkpointing, heap.
+
+    Args:
+        cfg: the run's config.
+        shape: the volumes' shape (default: the training patch, ``data.patch``).
+        batch: default ``train.batch_size``.
+        amp: default: the config's mixed precision (``train.amp`` not off).
+        device: where the dry runs run.
+    """
+    g_opt = cfg.optim.get("G")  # the plan takes one optimiser for all four networks
+    return memory_plan(cfg.model, cfg.data.patch if shape is None else shape, cfg.train.batch_size if batch is None else batch, training=True,
+                       amp=cfg.train.amp != "off" if amp is None else amp, optimizer=g_opt.name if g_opt else "adam",
+                       momentum=bool(g_opt and g_opt.momentum), patch=cfg.data.patch, window=cfg.inference.window,
+                       identity=cfg.loss.lambda_identity > 0, checkpointing=cfg.loss.gradient_checkpointing, pool_size=cfg.loss.pool_size,
+                       ema=cfg.train.ema_halflife_rows is not None, device=device, cpu_mmap_threshold=cfg.train.cpu_mmap_threshold)
+
+
+def _assumptions(amp: bool, identity: bool, checkpointing: bool, training: bool, translation: bool = False,
+                 cpu_mmap_threshold: int | None = VOLUME_MMAP_THRESHOLD) -> list[str]:
     out = [
         "activations are measured by forward-only dry runs with batch 1 and multiplied by the batch (instance norm "
         "works per sample); for a shape larger than the dry runs', each tensor's size along each axis is extrapolated as an "
@@ -1025,7 +1056,14 @@ def _assumptions(amp: bool, identity: bool, checkpointing: bool, training: bool,
         out.append("training activations: the larger of the generator step (both generators for fakes, reconstructions"
                    f"{' and identities' if identity else ''}; both critics, frozen, on the fakes) and the critic step (both critics on real "
                    "and pooled fake images); workspace: the activation gradients alive during backward, taken as the peak of one "
-                   "generator forward's live tensors; the image pools and the fakes kept for the critic's step are on the device")
+                   "generator forward's live tensors; layer buffers: those of one generator forward at the patch and batch (the "
+                   "backward's kernels are taken to need no more); the image pools and the fakes kept for the critic's step are on the device")
+        if cpu_mmap_threshold:
+            out.append(f"CPU training (Linux, glibc): train.cpu_mmap_threshold {cpu_mmap_threshold} B hands freed blocks of that size and "
+                       "larger back to the system (gansim.training.cpu_heap), so the process's peak follows the live tensors counted here")
+        else:
+            out.append("CPU training with train.cpu_mmap_threshold null: glibc's heap keeps freed blocks for reuse, and the process's peak "
+                       "exceeds this plan, by 0.15-0.7 GiB at the default networks on 24³-64³ patches (benchmarks/README.md)")
         if checkpointing:
             out.append("checkpointing: generator activations are not kept; the backward pass rebuilds one generator pass at a time")
     if amp:

@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from gansim.config import OptimizerSettings, TrainingSettings, lr_factor
 from gansim.errors import ConfigError, ModelFileError, TrainingDivergedError
 from gansim.training.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from gansim.training.cpu_heap import fix_mmap_threshold
 from gansim.training.distributed import DistributedContext
 from gansim.training.ema import EMA
 from gansim.training.objective import BatchSource, Objective
@@ -117,6 +118,8 @@ class TrainingLoop:
             else:
                 self.wrapped[name] = net
         self.amp_dtype, self.scalers = self._mixed_precision(settings.amp, device)
+        # None: applied; else why not (not glibc, the user's environment sets it): nothing to warn about
+        self.cpu_heap_note = fix_mmap_threshold(settings.cpu_mmap_threshold) if device.type == "cpu" and settings.cpu_mmap_threshold else None
         self.ema: EMA | None = None
         if objective.ema_network is not None and settings.ema_halflife_rows is not None:
             self.ema = EMA(objective.networks[objective.ema_network], settings.ema_halflife_rows, settings.ema_rampup)
