@@ -15,7 +15,6 @@ from gansim.config import parse_config
 from gansim.models.cyclegan_config import CycleGANConfig
 from gansim.models.phsp_gan import PhaseSpaceGANConfig
 from gansim.models.phsp_train import train_phase_space
-from gansim.training import cpu_heap
 from gansim.training.cpu_heap import VOLUME_MMAP_THRESHOLD, fix_mmap_threshold, user_chose_threshold
 
 from conftest import tiny_config
@@ -105,7 +104,6 @@ def test_the_loop_fixes_the_threshold_on_the_cpu_only_when_configured(gaussian_n
                                                                       threshold: int | None) -> None:
     calls: list[int] = []
     monkeypatch.setattr("gansim.training.loop.fix_mmap_threshold", lambda n: calls.append(n))
-    monkeypatch.setattr(cpu_heap, "_applied", None)
     cfg = parse_config(PhaseSpaceGANConfig, tiny_config(train={"total_rows": 512, "cpu_mmap_threshold": threshold}))
     train_phase_space(gaussian_npy, cfg, tmp_path / "run", force=True, log=lambda *_: None)
     assert calls == ([] if threshold is None else [threshold])
