@@ -411,3 +411,9 @@ def test_the_plan_says_how_cpu_training_treats_the_c_librarys_heap() -> None:
     # the config's own settings reach the plan: its patch, batch, pool and checkpointing
     assert fixed["train_shape"] == (16, 16, 16) and fixed["batch"] == 1
     assert fixed["training"]["fakes_and_pool"] == (2 + 2 * 2) * 16**3 * 4
+
+
+def test_the_training_plan_counts_its_layer_buffers_and_does_not_call_them_uncounted() -> None:
+    plan = memory_plan(_settings(), (24, 24, 24), patch=(16, 16, 16), pool_size=1)
+    assert plan["training"]["layer_buffers"] == estimate_layer_buffers(_settings(), (16, 16, 16))["bytes"] > 0
+    assert not any("work buffers in training" in a for a in plan["assumptions"])

@@ -1041,9 +1041,8 @@ def _assumptions(amp: bool, identity: bool, checkpointing: bool, training: bool,
         "im2col columns, cuDNN workspaces), the allocator's peak in a profiled dry run at the shape and batch minus the live tensors' peak there "
         f"(shapes above {LAYER_BUFFER_DRY_RUN_VOXELS} voxels: measured at a smaller shape of the same proportions and scaled with the "
         "voxel count, approximate: kernels change with the sizes)",
-        "not counted: the CUDA context and kernels (about 0.3-1 GiB), the library code a first forward pass maps in (CPU), convolution "
-        "work buffers in training, allocator fragmentation (leave 10-20 % headroom), DistributedDataParallel's gradient buckets "
-        "(one more copy of the gradients)",
+        "not counted: the CUDA context and kernels (about 0.3-1 GiB), the library code a first forward pass maps in (CPU), allocator "
+        "fragmentation (leave 10-20 % headroom), DistributedDataParallel's gradient buckets (one more copy of the gradients)",
     ]
     if translation:
         out.append("translation: CycleGANModel.translate as the code allocates it, counted phase by phase (scaling fit, scaling "
