@@ -530,6 +530,19 @@ def test_pair_by_csv(tmp_path: Path) -> None:
         pair_volumes(a, b, "csv", csv_path=tmp_path / "none.csv")
 
 
+def test_a_csv_without_a_split_column_pairs_the_training_split_and_leaves_the_test_split_to_names(tmp_path: Path) -> None:
+    a = _touch_volumes(tmp_path / "testA", ["s1.nii.gz", "s2.nii.gz"])
+    b = _touch_volumes(tmp_path / "testB", ["s1.nii.gz", "s2.nii.gz"])
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("A,B\nt1.nii.gz,u1.nii.gz\n")  # rows of the training split only
+    pairs = pair_volumes(a, b, "csv", csv_path=csv_path, split="test")
+    assert [(p.name, q.name) for p, q in pairs] == [("s1.nii.gz", "s1.nii.gz"), ("s2.nii.gz", "s2.nii.gz")]
+    # with a split column the csv pairs the test split too (crossed here, against the names)
+    csv_path.write_text("split,A,B\ntrain,t1.nii.gz,u1.nii.gz\ntest,s1.nii.gz,s2.nii.gz\ntest,s2.nii.gz,s1.nii.gz\n")
+    pairs = pair_volumes(a, b, "csv", csv_path=csv_path, split="test")
+    assert [(p.name, q.name) for p, q in pairs] == [("s1.nii.gz", "s2.nii.gz"), ("s2.nii.gz", "s1.nii.gz")]
+
+
 def test_itk_like_written_as_nifti_by_simpleitk(tmp_path: Path) -> None:
     arr = _volume((6, 5, 7))
     sitk.WriteImage(_itk_image(arr, _OBLIQUE_DIR), str(tmp_path / "in.mha"))

@@ -1,4 +1,4 @@
-"""Small text helpers shared by the command line's tables (``gansim info`` of every family)."""
+"""Small text helpers shared by the command line's tables (``gansim info`` of every family) and the training logs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 __all__ = ["number"]
 
 
-def number(value: Any, spec: str = ".4g") -> str:
-    """``value`` formatted by ``spec``, or '?' when a manifest lacks it (None, older files) or holds no number there."""
+def number(value: Any, spec: str = ".4g", missing: str = "?") -> str:
+    """``value`` formatted by ``spec``, or ``missing`` when there is no number (None: a manifest lacks it, or a summary
+    has no finite value, e.g. the PSNR of identical volumes)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "?"
+        return missing
     return format(value, spec)

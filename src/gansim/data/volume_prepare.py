@@ -38,7 +38,6 @@ from gansim.io.volumes import (
     find_volume_sets,
     foreground_mask,
     pair_volumes,
-    pairs_csv_has_splits,
     read_volume,
     resolve_pairs_csv,
     write_like,
@@ -222,13 +221,9 @@ def prepare_dataset(
             raise DataError(f"{out}: exists and is not a folder; the output of prepare is a folder")
         if any(out.iterdir()) and not force:
             raise OutputExistsError(f"{out}: already exists and is not empty; pass --force (force=True) to replace it")
-    with_splits = csv_path is not None and pairing == "csv" and pairs_csv_has_splits(csv_path)
-    pairs_by_split = {
-        # a csv without a split column pairs the training split; the test split then pairs by name
-        split: pair_volumes(sides["A"], sides["B"], pairing if (pairing != "csv" or split == "train" or with_splits) else "name",
-                            csv_path=csv_path, source=str(root / split), split=split)
-        for split, sides in sets.items()
-    }
+    # (a csv without a split column pairs the training split; pair_volumes pairs the test split by name then)
+    pairs_by_split = {split: pair_volumes(sides["A"], sides["B"], pairing, csv_path=csv_path, source=str(root / split), split=split)
+                      for split, sides in sets.items()}
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))

@@ -816,7 +816,8 @@ def pair_volumes(
             split folder (``sub-01.nii.gz``) or to the csv's folder (``trainA/sub-01.nii.gz``);
             each must be one of the given files and used once; files no row names are left out
             with a warning. One csv can pair every split: with a ``split`` column (``train``,
-            ``test``), only the rows of ``split`` are read. ``'unpaired'``: no pairing.
+            ``test``), only the rows of ``split`` are read; without one it pairs the training
+            split, and another split pairs by name. ``'unpaired'``: no pairing.
         csv_path: the csv for ``'csv'``.
         source: what the files are (e.g. ``"data/train"``), for messages.
         split: the split being paired (``"train"``, ``"test"``), for a csv with a ``split`` column.
@@ -830,6 +831,10 @@ def pair_volumes(
     """
     a = [Path(p) for p in a_paths]
     b = [Path(p) for p in b_paths]
+    if pairing == "csv" and csv_path is None:
+        raise ConfigError(f"{source}: pairing 'csv' needs csv_path (a csv with columns A, B)")
+    if pairing == "csv" and split not in (None, "train") and not pairs_csv_has_splits(csv_path):  # type: ignore[arg-type]
+        pairing = "name"  # a csv without a split column pairs the training split only
     if pairing == "unpaired":
         return [(p, None) for p in a] + [(None, p) for p in b]
     if pairing == "name":
@@ -846,9 +851,7 @@ def pair_volumes(
             warnings.warn(f"{source}: {len(differ)} of {len(a)} pairs by name order have different names, e.g. {a[i].name} with {b[i].name}; check the pairing (or give a csv)", stacklevel=2)
         return list(zip(a, b))
     if pairing == "csv":
-        if csv_path is None:
-            raise ConfigError(f"{source}: pairing 'csv' needs csv_path (a csv with columns A, B)")
-        return _pairs_from_csv(Path(csv_path), a, b, source, split)
+        return _pairs_from_csv(Path(csv_path), a, b, source, split)  # type: ignore[arg-type]
     raise ConfigError(f"pairing {pairing!r}: expected 'name', 'csv' or 'unpaired'")
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from gansim.cli.text import number
+
 __all__ = ["evaluate_cyclegan", "translation_scores"]
 
 
@@ -71,12 +73,7 @@ def evaluate_cyclegan(model_dir: Path, run_dir: Path, pairs: list[tuple[Path | N
     update_manifest(model_dir, {"metrics": summary})
     for direction in ("A2B", "B2A"):
         s = summary[direction]["summary"]
-        log(f"{direction}: " + ", ".join(f"{name} {_number(s[key]['mean'], spec)}" for name, key, spec in
+        log(f"{direction}: " + ", ".join(f"{name} {number(s[key]['mean'], spec, missing='n/a')}" for name, key, spec in
                                          (("MAE", "mae", ".4g"), ("PSNR", "psnr", ".2f"), ("SSIM", "ssim", ".4f"), ("NMI", "nmi", ".4f"))))
     log(f"report: {report}")
     return summary
-
-
-def _number(value: float | None, spec: str) -> str:
-    """A summary number as text (None: no finite value, e.g. the PSNR of identical volumes)."""
-    return "n/a" if value is None else format(value, spec)

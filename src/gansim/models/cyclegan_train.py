@@ -163,26 +163,24 @@ def _train(data: Path, cfg: CycleGANConfig, run_dir: Path, dist: DistributedCont
 
 
 def _test_pairs(sets: dict[str, Any], cfg: CycleGANConfig, csv: Path | None, data: Path, log: Any) -> list[tuple[Path | None, Path | None]]:
-    """The test pairs the run is scored on: by the pairs csv when it has a split column, else by name.
+    """The test pairs the run is scored on: by the pairs csv when it has a split column, else by name (:func:`pair_volumes`).
 
     Unpaired training still scores a paired test set (the built-in ``--unpaired`` data keep it
     paired); a test set whose A and B counts differ cannot be scored, and the run says so.
     """
     import warnings
 
-    from gansim.io.volumes import pair_volumes, pairs_csv_has_splits
+    from gansim.io.volumes import pair_volumes
 
     if "test" not in sets:
         return []
     a, b = sets["test"]["A"], sets["test"]["B"]
-    if cfg.data.pairing == "csv" and csv is not None and pairs_csv_has_splits(csv):
-        return pair_volumes(a, b, "csv", csv, source=str(data / "test"), split="test")
     if cfg.data.pairing == "unpaired" and len(a) != len(b):
         log(f"{data / 'test'}: {len(a)} A and {len(b)} B volumes cannot be paired by name; the run is not scored on them")
         return []
     with warnings.catch_warnings(record=True) as caught:  # name pairing warns when names differ: pass it on through the log
         warnings.simplefilter("always")
-        pairs = pair_volumes(a, b, "name", source=str(data / "test"))
+        pairs = pair_volumes(a, b, "csv" if cfg.data.pairing == "csv" else "name", csv, source=str(data / "test"), split="test")
     for w in caught:
         log(f"warning: {w.message}")
     return pairs
